@@ -1,0 +1,70 @@
+//! `Error`: every way the core refuses an operation instead of letting CPython abort.
+
+use std::fmt;
+
+use crate::config::ConfigError;
+
+/// Why the core refused to create, activate or destroy an interpreter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The configuration is invalid; CPython never saw it.
+    Config(ConfigError),
+    /// `Py_NewInterpreterFromConfig` returned a failed `PyStatus` with this message.
+    CreateFailed(String),
+    /// The handle is empty (default-constructed, or its interpreter is gone).
+    Empty,
+    /// The handle does not own its interpreter (main, current, or disarmed).
+    NotOwned,
+    /// The main interpreter can only be ended by finalizing the runtime.
+    IsMain,
+    /// The interpreter is the current one of this thread.
+    IsCurrent,
+    /// The interpreter runs its `__main__` in some thread.
+    Running,
+    /// Threads still live in the interpreter: `daemon` daemon threads of `threading`, and
+    /// `foreign` thread states no `threading` thread accounts for (other OS threads using it).
+    ThreadsAlive {
+        /// Running daemon threads.
+        daemon: usize,
+        /// Thread states of other OS threads.
+        foreign: usize,
+    },
+    /// The Python runtime is finalizing.
+    Finalizing,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "invalid interpreter config: {e}"),
+            Error::CreateFailed(msg) => write!(f, "interpreter creation failed: {msg}"),
+            Error::Empty => f.write_str("the interpreter handle is empty or already closed"),
+            Error::NotOwned => f.write_str(
+                "this handle does not own its interpreter (main, current or disarmed); \
+                 only the owning handle can close it",
+            ),
+            Error::IsMain => f.write_str("the main interpreter cannot be closed"),
+            Error::IsCurrent => f.write_str(
+                "cannot close the interpreter that is running in the current thread; \
+                 close it from another interpreter after it returns",
+            ),
+            Error::Running => f.write_str(
+                "interpreter is running in another thread; wait for it to finish, then close",
+            ),
+            Error::ThreadsAlive { daemon, foreign } => write!(
+                f,
+                "interpreter still has {daemon} daemon thread(s) and {foreign} thread state(s) \
+                 of other threads; stop them before closing it"
+            ),
+            Error::Finalizing => f.write_str("the Python runtime is finalizing"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}

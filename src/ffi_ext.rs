@@ -1,0 +1,176 @@
+//! CPython entry points that pyo3-ffi does not declare because they are private.
+//!
+//! They are exported by every CPython 3.12-3.15 we support, but private names can move between
+//! releases, so each is looked up once at run time with `dlsym`: a missing one degrades the
+//! feature that uses it (and is reported by [`private_api_report`]), it never fails the import.
+
+use std::ffi::{c_int, c_long, c_void, CStr};
+use std::sync::OnceLock;
+
+use pyo3_ffi::PyInterpreterState;
+
+type InterpFn = unsafe extern "C" fn(*mut PyInterpreterState) -> c_int;
+type InterpVoidFn = unsafe extern "C" fn(*mut PyInterpreterState);
+type WhenceFn = unsafe extern "C" fn(*mut PyInterpreterState) -> c_long;
+type LookUpIdFn = unsafe extern "C" fn(i64) -> *mut PyInterpreterState;
+type FinalizingFn = unsafe extern "C" fn() -> c_int;
+
+/// The private functions we use, each `None` when this CPython does not export it.
+struct Private {
+    set_running_main: Option<InterpFn>,
+    set_not_running_main: Option<InterpVoidFn>,
+    is_running_main: Option<InterpFn>,
+    get_whence: Option<WhenceFn>,
+    look_up_id: Option<LookUpIdFn>,
+    is_finalizing: Option<FinalizingFn>,
+}
+
+fn symbol(name: &CStr) -> *mut c_void {
+    // SAFETY: dlsym with RTLD_DEFAULT only reads the loaded objects' symbol tables; the name is
+    // a valid NUL-terminated string. Needs no Python thread state.
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
+}
+
+macro_rules! resolve {
+    ($name:literal as $ty:ty) => {{
+        let ptr = symbol($name);
+        if ptr.is_null() {
+            None
+        } else {
+            // SAFETY: the symbol is the CPython function of that name, whose C signature is
+            // the one `$ty` spells (checked against the 3.12-3.15 headers).
+            Some(unsafe { std::mem::transmute::<*mut c_void, $ty>(ptr) })
+        }
+    }};
+}
+
+fn private() -> &'static Private {
+    static PRIVATE: OnceLock<Private> = OnceLock::new();
+    PRIVATE.get_or_init(|| Private {
+        set_running_main: resolve!(c"_PyInterpreterState_SetRunningMain" as InterpFn),
+        set_not_running_main: resolve!(c"_PyInterpreterState_SetNotRunningMain" as InterpVoidFn),
+        is_running_main: resolve!(c"_PyInterpreterState_IsRunningMain" as InterpFn),
+        get_whence: resolve!(c"_PyInterpreterState_GetWhence" as WhenceFn),
+        look_up_id: resolve!(c"_PyInterpreterState_LookUpID" as LookUpIdFn),
+        is_finalizing: resolve!(c"Py_IsFinalizing" as FinalizingFn)
+            .or_else(|| resolve!(c"_Py_IsFinalizing" as FinalizingFn)),
+    })
+}
+
+/// Marks `interp` as running its `__main__` in the current thread (the stdlib's notion of
+/// "running", so `concurrent.interpreters` sees our runs and refuses to destroy them).
+///
+/// Returns `false` when the interpreter already runs in some thread; the Python error that
+/// CPython set is cleared.
+///
+/// # Safety
+/// The current thread state must be attached and belong to `interp` (its GIL is held).
+pub unsafe fn set_running_main(interp: *mut PyInterpreterState) -> bool {
+    match private().set_running_main {
+        // SAFETY: the caller holds `interp`'s GIL through a thread state of `interp`.
+        Some(f) => unsafe {
+            if f(interp) < 0 {
+                pyo3_ffi::PyErr_Clear();
+                false
+            } else {
+                true
+            }
+        },
+        None => true,
+    }
+}
+
+/// Undoes [`set_running_main`].
+///
+/// # Safety
+/// As for [`set_running_main`], and only after it returned `true` on this thread.
+pub unsafe fn set_not_running_main(interp: *mut PyInterpreterState) {
+    if let Some(f) = private().set_not_running_main {
+        // SAFETY: the caller holds `interp`'s GIL and set it running on this thread.
+        unsafe { f(interp) }
+    }
+}
+
+/// Whether some thread runs `interp`'s `__main__` (ours or the stdlib's `exec`/`call`).
+///
+/// # Safety
+/// `interp` must be alive. No GIL is needed: CPython reads one pointer field.
+pub unsafe fn is_running_main(interp: *mut PyInterpreterState) -> bool {
+    match private().is_running_main {
+        // SAFETY: `interp` is alive (caller's contract); the function only reads a field.
+        Some(f) => unsafe { f(interp) != 0 },
+        None => false,
+    }
+}
+
+/// CPython's record of who created `interp` (`_PyInterpreterState_WHENCE_*`), 3.13+.
+///
+/// # Safety
+/// `interp` must be alive. No GIL is needed.
+pub unsafe fn whence(interp: *mut PyInterpreterState) -> Option<c_long> {
+    // SAFETY: `interp` is alive (caller's contract); the function only reads a field.
+    private().get_whence.map(|f| unsafe { f(interp) })
+}
+
+/// Looks an interpreter up by id under CPython's runtime lock. `None` when it does not exist.
+///
+/// # Safety
+/// Any thread state (or none) may be current. A Python error set by a failed look-up is
+/// cleared, which needs an attached thread state: call it with one.
+pub unsafe fn look_up_id(id: i64) -> Option<*mut PyInterpreterState> {
+    if let Some(f) = private().look_up_id {
+        // SAFETY: takes the runtime's HEAD lock itself; an attached tstate exists (contract).
+        let interp = unsafe { f(id) };
+        if interp.is_null() {
+            // SAFETY: as above, an attached thread state exists to hold the error.
+            unsafe { pyo3_ffi::PyErr_Clear() };
+            None
+        } else {
+            Some(interp)
+        }
+    } else {
+        // SAFETY: walking the list without the HEAD lock races only with concurrent creation
+        // or destruction, which our own registry serialises for the interpreters we own.
+        unsafe {
+            let mut interp = pyo3_ffi::PyInterpreterState_Head();
+            while !interp.is_null() {
+                if pyo3_ffi::PyInterpreterState_GetID(interp) == id {
+                    return Some(interp);
+                }
+                interp = pyo3_ffi::PyInterpreterState_Next(interp);
+            }
+        }
+        None
+    }
+}
+
+/// Whether the runtime is finalizing (`Py_IsFinalizing`, `_Py_IsFinalizing` on 3.12).
+pub fn is_finalizing() -> bool {
+    // SAFETY: reads one atomic field of the runtime; needs no thread state.
+    private().is_finalizing.is_some_and(|f| unsafe { f() != 0 })
+}
+
+/// Which private entry points this CPython lacks (empty on every supported release).
+pub fn private_api_report() -> Vec<&'static str> {
+    let p = private();
+    let mut missing = Vec::new();
+    if p.set_running_main.is_none() {
+        missing.push("_PyInterpreterState_SetRunningMain");
+    }
+    if p.set_not_running_main.is_none() {
+        missing.push("_PyInterpreterState_SetNotRunningMain");
+    }
+    if p.is_running_main.is_none() {
+        missing.push("_PyInterpreterState_IsRunningMain");
+    }
+    if p.get_whence.is_none() {
+        missing.push("_PyInterpreterState_GetWhence");
+    }
+    if p.look_up_id.is_none() {
+        missing.push("_PyInterpreterState_LookUpID");
+    }
+    if p.is_finalizing.is_none() {
+        missing.push("Py_IsFinalizing");
+    }
+    missing
+}

@@ -1,0 +1,509 @@
+//! [`Subinterpreter`]: owns one CPython interpreter from creation to `Py_EndInterpreter`.
+//!
+//! Semantics follow pybind11's `subinterpreter` (see the design notes), including its
+//! 3.12-versus-3.13+ handling of the creation thread state.
+
+use std::ffi::CStr;
+use std::ptr::{self, NonNull};
+use std::thread::{self, ThreadId};
+
+use pyo3_ffi::{PyInterpreterState, PyObject, PyThreadState};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::ffi_ext;
+use crate::scope::ScopedActivate;
+use crate::tstate;
+
+/// 3.12's subinterpreter support races when two interpreters initialise at once: creation is
+/// serialised process-wide there (3.13+ needs no lock). Taken with no GIL held.
+#[cfg(not(Py_3_13))]
+static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An owning (or, for [`main`](Self::main), [`current`](Self::current) and disarmed handles,
+/// non-owning) handle to a CPython interpreter.
+///
+/// Move-only; dropping an owning handle destroys the interpreter. If destruction would make
+/// CPython abort (the interpreter runs elsewhere or has foreign threads), the drop leaks the
+/// interpreter instead and says so on stderr; call [`try_close`](Self::try_close) to get the
+/// error instead.
+pub struct Subinterpreter {
+    istate: *mut PyInterpreterState,
+    owned: bool,
+    /// 3.12 only: the thread state `Py_NewInterpreterFromConfig` made, kept (unused) until
+    /// destruction, and the OS thread it belongs to.
+    creation: Option<(NonNull<PyThreadState>, ThreadId)>,
+}
+
+// SAFETY: the handle holds plain pointers into CPython's runtime. Every use of them goes through
+// a thread-state swap made on the using thread, and destruction on another OS thread than the
+// creating one is handled (a fresh thread state is made there), so moving the owner between
+// threads is sound. Shared references only read the id or activate, which any thread may do.
+unsafe impl Send for Subinterpreter {}
+// SAFETY: see `Send`; `&self` methods never mutate.
+unsafe impl Sync for Subinterpreter {}
+
+impl Default for Subinterpreter {
+    /// An empty handle: `id() == -1`, cannot be activated.
+    fn default() -> Self {
+        Subinterpreter {
+            istate: ptr::null_mut(),
+            owned: false,
+            creation: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Subinterpreter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subinterpreter")
+            .field("id", &self.id())
+            .field("owned", &self.owned)
+            .finish()
+    }
+}
+
+impl Subinterpreter {
+    /// Creates an interpreter from `config`. The calling thread may hold any GIL or none; it
+    /// gets back exactly the thread state it had.
+    pub fn create(config: &Config) -> Result<Self, Error> {
+        config.validate()?;
+        if ffi_ext::is_finalizing() {
+            return Err(Error::Finalizing);
+        }
+        let cfg = config.to_ffi();
+        let main = NonNull::new(Self::main().istate).ok_or(Error::Finalizing)?;
+        // Release whatever GIL the caller holds before waiting for the 3.12 creation lock:
+        // creation releases and re-takes the main GIL while it imports, so a thread holding a
+        // GIL while waiting for the lock would deadlock with it. The caller's thread state
+        // comes back at the end, exactly.
+        // SAFETY: nothing borrowed from the caller's interpreter is used until `reattach`.
+        let caller = unsafe { tstate::detach() };
+        #[cfg(not(Py_3_13))]
+        let one_at_a_time = CREATE_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // SAFETY: the main interpreter lives until finalization, which we checked is not
+        // under way; the guard holds the main GIL through a new thread state while we create.
+        let main_scope = unsafe { ScopedActivate::enter(main) };
+        // SAFETY: the main interpreter's thread state is attached here (guard above).
+        let created = unsafe { Self::new_from_config(&cfg) };
+        drop(main_scope);
+        #[cfg(not(Py_3_13))]
+        drop(one_at_a_time);
+        // SAFETY: no thread state is attached now; `caller` is the one detached above.
+        unsafe { tstate::reattach(caller) };
+        created
+    }
+
+    /// `Py_NewInterpreterFromConfig`, then back to the main thread state.
+    ///
+    /// # Safety
+    /// A thread state of the main interpreter is attached to this thread.
+    unsafe fn new_from_config(cfg: &pyo3_ffi::PyInterpreterConfig) -> Result<Self, Error> {
+        // SAFETY: caller's contract.
+        unsafe {
+            let previous = pyo3_ffi::PyThreadState_Get();
+            let mut new_tstate: *mut PyThreadState = ptr::null_mut();
+            let status = pyo3_ffi::Py_NewInterpreterFromConfig(&raw mut new_tstate, cfg);
+            if pyo3_ffi::PyStatus_Exception(status) != 0 || new_tstate.is_null() {
+                // CPython restored `previous` itself before returning the failure.
+                let msg = if status.err_msg.is_null() {
+                    "unknown error".to_owned()
+                } else {
+                    CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+                };
+                return Err(Error::CreateFailed(msg));
+            }
+            // The new interpreter is current on this thread, its GIL held.
+            let istate = pyo3_ffi::PyThreadState_GetInterpreter(new_tstate);
+            let creation = Self::settle_creation_tstate(new_tstate);
+            pyo3_ffi::PyThreadState_Swap(previous);
+            Ok(Subinterpreter {
+                istate,
+                owned: true,
+                creation,
+            })
+        }
+    }
+
+    /// 3.13+: the creation thread state is cleared and deleted at once (its memory is reused
+    /// for the interpreter's next thread state). 3.12 must keep it until destruction.
+    ///
+    /// # Safety
+    /// `new_tstate` is attached to this thread.
+    #[allow(clippy::unnecessary_wraps)]
+    unsafe fn settle_creation_tstate(
+        new_tstate: *mut PyThreadState,
+    ) -> Option<(NonNull<PyThreadState>, ThreadId)> {
+        #[cfg(Py_3_13)]
+        {
+            // SAFETY: attached (caller's contract).
+            unsafe { tstate::delete_attached(new_tstate) };
+            None
+        }
+        #[cfg(not(Py_3_13))]
+        {
+            NonNull::new(new_tstate).map(|t| (t, thread::current().id()))
+        }
+    }
+
+    /// [`create`](Self::create) with [`Config::isolated`]: own GIL, own obmalloc, threads
+    /// allowed, no fork, exec or daemon threads.
+    pub fn create_default() -> Result<Self, Error> {
+        Self::create(&Config::isolated())
+    }
+
+    /// A non-owning handle to the main interpreter.
+    #[must_use]
+    pub fn main() -> Self {
+        Subinterpreter {
+            // SAFETY: reads a runtime field; valid with or without a GIL.
+            istate: unsafe { pyo3_ffi::PyInterpreterState_Main() },
+            owned: false,
+            creation: None,
+        }
+    }
+
+    /// A non-owning handle to the interpreter attached to this thread (empty if none).
+    #[must_use]
+    pub fn current() -> Self {
+        Subinterpreter {
+            istate: tstate::attached_interp(),
+            owned: false,
+            creation: None,
+        }
+    }
+
+    /// A non-owning handle to a raw interpreter.
+    ///
+    /// # Safety
+    /// `istate` must be null or an interpreter that outlives every use of the handle.
+    #[must_use]
+    pub unsafe fn from_raw(istate: *mut PyInterpreterState) -> Self {
+        Subinterpreter {
+            istate,
+            owned: false,
+            creation: None,
+        }
+    }
+
+    /// The interpreter's id, `-1` for an empty handle.
+    #[must_use]
+    pub fn id(&self) -> i64 {
+        if self.istate.is_null() {
+            -1
+        } else {
+            // SAFETY: a non-empty handle's interpreter is alive; reads one field.
+            unsafe { pyo3_ffi::PyInterpreterState_GetID(self.istate) }
+        }
+    }
+
+    /// The raw interpreter pointer (null when empty).
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut PyInterpreterState {
+        self.istate
+    }
+
+    /// Whether the handle is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.istate.is_null()
+    }
+
+    /// Whether dropping this handle destroys its interpreter.
+    #[must_use]
+    pub fn is_owned(&self) -> bool {
+        self.owned
+    }
+
+    /// Gives up ownership on purpose: the interpreter is leaked (needed, e.g., during
+    /// finalization). The handle stays usable as a non-owning one.
+    pub fn disarm(&mut self) {
+        self.owned = false;
+        // A 3.12 creation thread state is leaked with the interpreter.
+        self.creation = None;
+    }
+
+    /// The interpreter's state dict (`PyInterpreterState_GetDict`), a borrowed reference.
+    ///
+    /// `scope` proves this interpreter's GIL is held on this thread; `None` if it activates
+    /// another interpreter or the handle is empty.
+    #[must_use]
+    pub fn state_dict<'s>(&self, scope: &'s ScopedActivate<'_>) -> Option<Borrowed<'s>> {
+        if self.istate.is_null() || scope.interp_ptr() != self.istate {
+            return None;
+        }
+        // SAFETY: the scope holds this interpreter's GIL on this thread.
+        let dict = unsafe { pyo3_ffi::PyInterpreterState_GetDict(self.istate) };
+        NonNull::new(dict).map(|ptr| Borrowed {
+            ptr,
+            _scope: std::marker::PhantomData,
+        })
+    }
+
+    /// Destroys the interpreter now, or says why it cannot without aborting the process.
+    /// On success the handle becomes empty; on error it is unchanged.
+    pub fn try_close(&mut self) -> Result<(), Error> {
+        self.try_close_with(|_| {})
+    }
+
+    /// [`try_close`](Self::try_close), running `before_end` under the interpreter's GIL (with
+    /// the thread state that will end it attached) right before `Py_EndInterpreter`: the place
+    /// to delete cached thread states or release resources the interpreter owns.
+    pub fn try_close_with(
+        &mut self,
+        before_end: impl FnOnce(*mut PyInterpreterState),
+    ) -> Result<(), Error> {
+        let istate = self.istate;
+        if istate.is_null() {
+            return Err(Error::Empty);
+        }
+        if !self.owned {
+            return Err(Error::NotOwned);
+        }
+        // SAFETY: reads a runtime field.
+        if istate == unsafe { pyo3_ffi::PyInterpreterState_Main() } {
+            return Err(Error::IsMain);
+        }
+        if tstate::attached_interp() == istate {
+            return Err(Error::IsCurrent);
+        }
+        if ffi_ext::is_finalizing() {
+            return Err(Error::Finalizing);
+        }
+        // SAFETY: we own `istate`, so it is alive.
+        if unsafe { ffi_ext::is_running_main(istate) } {
+            return Err(Error::Running);
+        }
+        let creation = self.creation.map(|(t, _)| t.as_ptr());
+        let on_creation_thread = self
+            .creation
+            .is_some_and(|(_, owner)| owner == thread::current().id());
+        // SAFETY: `istate` is alive and not attached anywhere on this thread (checked above).
+        // 3.12 on the creating thread reuses the creation thread state; otherwise a new one.
+        unsafe {
+            let destroy = match creation {
+                Some(t) if on_creation_thread => t,
+                _ => pyo3_ffi::PyThreadState_New(istate),
+            };
+            let previous = tstate::detach();
+            tstate::reattach(destroy);
+            if let Err(e) = census::check_can_end(istate, destroy, creation) {
+                if Some(destroy) == creation {
+                    pyo3_ffi::PyEval_SaveThread();
+                } else {
+                    tstate::delete_attached(destroy);
+                }
+                tstate::reattach(previous);
+                return Err(e);
+            }
+            before_end(istate);
+            #[cfg(not(Py_3_13))]
+            census::unbreak_threading_shutdown();
+            if let Some(t) = creation.filter(|&t| t != destroy) {
+                // 3.12 off the creating thread: the creation state goes, unused.
+                pyo3_ffi::PyThreadState_Clear(t);
+                pyo3_ffi::PyThreadState_Delete(t);
+            }
+            pyo3_ffi::Py_EndInterpreter(destroy);
+            // `previous` cannot belong to `istate` (IsCurrent above), so always switch back.
+            tstate::reattach(previous);
+        }
+        self.istate = ptr::null_mut();
+        self.owned = false;
+        self.creation = None;
+        Ok(())
+    }
+}
+
+impl Drop for Subinterpreter {
+    fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
+        if let Err(e) = self.try_close() {
+            // Ending it now would abort the process: leak it instead, loudly.
+            eprintln!(
+                "subinterp_rs: leaking interpreter {} instead of aborting: {e}",
+                self.id()
+            );
+            self.disarm();
+        }
+    }
+}
+
+/// A borrowed reference valid while the activation `'s` lives.
+#[derive(Clone, Copy, Debug)]
+pub struct Borrowed<'s> {
+    ptr: NonNull<PyObject>,
+    _scope: std::marker::PhantomData<&'s ()>,
+}
+
+impl Borrowed<'_> {
+    /// The raw pointer, borrowed.
+    #[must_use]
+    pub fn as_ptr(self) -> *mut PyObject {
+        self.ptr.as_ptr()
+    }
+}
+
+mod census {
+    //! Which thread states an interpreter still has, so `Py_EndInterpreter` never aborts.
+
+    use std::ffi::CStr;
+
+    use pyo3_ffi::{PyInterpreterState, PyObject, PyThreadState};
+
+    use crate::error::Error;
+    use crate::owned::Owned;
+
+    /// Thread teardown races with our count (a finished `threading` thread deletes its thread
+    /// state a moment after leaving `threading._active`): recount for up to this long.
+    const SETTLE_ROUNDS: u32 = 50;
+
+    /// Checks that ending `istate` with `destroy` attached would not abort.
+    ///
+    /// # Safety
+    /// `destroy` is attached to this thread and belongs to `istate`.
+    pub(super) unsafe fn check_can_end(
+        istate: *mut PyInterpreterState,
+        destroy: *mut PyThreadState,
+        creation: Option<*mut PyThreadState>,
+    ) -> Result<(), Error> {
+        let mut last = Ok(());
+        for _ in 0..SETTLE_ROUNDS {
+            // SAFETY: caller's contract: `istate`'s GIL is held through `destroy`.
+            if unsafe { crate::ffi_ext::is_running_main(istate) } {
+                return Err(Error::Running);
+            }
+            // SAFETY: as above.
+            let others = unsafe { count_other_tstates(istate, destroy, creation) };
+            // SAFETY: as above.
+            let (daemon, joinable) = unsafe { threading_threads() };
+            let foreign = others.saturating_sub(daemon + joinable);
+            if daemon == 0 && foreign == 0 {
+                return Ok(());
+            }
+            last = Err(Error::ThreadsAlive { daemon, foreign });
+            // Let exiting threads finish: release the GIL briefly.
+            // SAFETY: `destroy` is attached; we re-attach it right after.
+            unsafe {
+                let saved = pyo3_ffi::PyEval_SaveThread();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                pyo3_ffi::PyEval_RestoreThread(saved);
+            }
+        }
+        last
+    }
+
+    /// 3.12's `threading._shutdown` (run by `Py_EndInterpreter`) asserts that the thread state
+    /// which first imported `threading` is still alive when ending on the same OS thread. A
+    /// temporary activation deleted it, so the assertion fails and non-daemon threads are never
+    /// joined, then `Py_EndInterpreter` aborts. Detach `threading`'s idea of its main thread
+    /// from this OS thread in that case, so `_shutdown` joins the threads normally.
+    ///
+    /// # Safety
+    /// The interpreter's GIL is held on this thread.
+    #[cfg(not(Py_3_13))]
+    pub(super) unsafe fn unbreak_threading_shutdown() {
+        const FIXUP: &CStr = c"import sys\n\
+t = sys.modules.get('threading')\n\
+m = getattr(t, '_main_thread', None)\n\
+lock = getattr(m, '_tstate_lock', None)\n\
+if lock is not None and not lock.locked():\n    m._ident = None\n";
+        // SAFETY: the GIL is held; the globals dict is ours and dropped here.
+        unsafe {
+            if let Some(globals) = Owned::from_owned(pyo3_ffi::PyDict_New()) {
+                let builtins = pyo3_ffi::PyEval_GetBuiltins();
+                pyo3_ffi::PyDict_SetItemString(globals.as_ptr(), c"__builtins__".as_ptr(), builtins);
+                let result = pyo3_ffi::PyRun_String(
+                    FIXUP.as_ptr(),
+                    pyo3_ffi::Py_file_input,
+                    globals.as_ptr(),
+                    globals.as_ptr(),
+                );
+                drop(Owned::from_owned(result));
+            }
+            pyo3_ffi::PyErr_Clear();
+        }
+    }
+
+    /// # Safety
+    /// `istate`'s GIL is held on this thread.
+    unsafe fn count_other_tstates(
+        istate: *mut PyInterpreterState,
+        destroy: *mut PyThreadState,
+        creation: Option<*mut PyThreadState>,
+    ) -> usize {
+        let mut n = 0;
+        // SAFETY: walking the thread list while holding the interpreter's GIL.
+        unsafe {
+            let mut t = pyo3_ffi::PyInterpreterState_ThreadHead(istate);
+            while !t.is_null() {
+                if t != destroy && Some(t) != creation {
+                    n += 1;
+                }
+                t = pyo3_ffi::PyThreadState_Next(t);
+            }
+        }
+        n
+    }
+
+    /// Live non-main `threading` threads: (daemon, non-daemon). Non-daemon ones are joined by
+    /// `Py_EndInterpreter`; daemon ones would make it abort. Dummy threads (foreign OS threads
+    /// seen by `threading`) are not counted: they are foreign.
+    ///
+    /// # Safety
+    /// The interpreter's GIL is held on this thread.
+    unsafe fn threading_threads() -> (usize, usize) {
+        // SAFETY: the GIL is held; every reference below is owned by `Owned` and dropped here.
+        unsafe {
+            let modules = pyo3_ffi::PyImport_GetModuleDict(); // borrowed
+            let threading = pyo3_ffi::PyDict_GetItemString(modules, c"threading".as_ptr());
+            if threading.is_null() {
+                return (0, 0);
+            }
+            let result = call_method0(threading, c"enumerate")
+                .and_then(|threads| {
+                    let main = call_method0(threading, c"main_thread")?;
+                    let dummy = Owned::from_owned(pyo3_ffi::PyObject_GetAttrString(
+                        threading,
+                        c"_DummyThread".as_ptr(),
+                    ))?;
+                    let mut counts = (0, 0);
+                    let n = pyo3_ffi::PyList_Size(threads.as_ptr());
+                    for i in 0..n {
+                        let t = pyo3_ffi::PyList_GetItem(threads.as_ptr(), i);
+                        if t == main.as_ptr() || pyo3_ffi::PyObject_IsInstance(t, dummy.as_ptr()) == 1
+                        {
+                            continue;
+                        }
+                        let daemon = Owned::from_owned(pyo3_ffi::PyObject_GetAttrString(
+                            t,
+                            c"daemon".as_ptr(),
+                        ))?;
+                        if pyo3_ffi::PyObject_IsTrue(daemon.as_ptr()) == 1 {
+                            counts.0 += 1;
+                        } else {
+                            counts.1 += 1;
+                        }
+                    }
+                    Some(counts)
+                })
+                .unwrap_or((0, 0));
+            pyo3_ffi::PyErr_Clear();
+            result
+        }
+    }
+
+    /// # Safety
+    /// The GIL of `obj`'s interpreter is held.
+    unsafe fn call_method0(obj: *mut PyObject, name: &CStr) -> Option<Owned> {
+        // SAFETY: caller's contract.
+        unsafe {
+            let f = Owned::from_owned(pyo3_ffi::PyObject_GetAttrString(obj, name.as_ptr()))?;
+            Owned::from_owned(pyo3_ffi::PyObject_CallNoArgs(f.as_ptr()))
+        }
+    }
+}
