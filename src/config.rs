@@ -172,14 +172,23 @@ mod tests {
 
     #[test]
     fn own_gil_with_main_obmalloc_is_refused() {
-        let cfg = Config { use_main_obmalloc: true, ..Config::isolated() };
+        let cfg = Config {
+            use_main_obmalloc: true,
+            ..Config::isolated()
+        };
         assert_eq!(cfg.validate(), Err(ConfigError::OwnGilNeedsOwnObmalloc));
     }
 
     #[test]
     fn own_obmalloc_without_extension_check_is_refused() {
-        let cfg = Config { check_multi_interp_extensions: false, ..Config::isolated() };
-        assert_eq!(cfg.validate(), Err(ConfigError::OwnObmallocNeedsExtensionCheck));
+        let cfg = Config {
+            check_multi_interp_extensions: false,
+            ..Config::isolated()
+        };
+        assert_eq!(
+            cfg.validate(),
+            Err(ConfigError::OwnObmallocNeedsExtensionCheck)
+        );
     }
 
     #[test]

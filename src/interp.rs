@@ -111,7 +111,9 @@ impl Subinterpreter {
                 let msg = if status.err_msg.is_null() {
                     "unknown error".to_owned()
                 } else {
-                    CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+                    CStr::from_ptr(status.err_msg)
+                        .to_string_lossy()
+                        .into_owned()
                 };
                 return Err(Error::CreateFailed(msg));
             }
@@ -416,7 +418,11 @@ if lock is not None and not lock.locked():\n    m._ident = None\n";
         unsafe {
             if let Some(globals) = Owned::from_owned(pyo3_ffi::PyDict_New()) {
                 let builtins = pyo3_ffi::PyEval_GetBuiltins();
-                pyo3_ffi::PyDict_SetItemString(globals.as_ptr(), c"__builtins__".as_ptr(), builtins);
+                pyo3_ffi::PyDict_SetItemString(
+                    globals.as_ptr(),
+                    c"__builtins__".as_ptr(),
+                    builtins,
+                );
                 let result = pyo3_ffi::PyRun_String(
                     FIXUP.as_ptr(),
                     pyo3_ffi::Py_file_input,
@@ -475,7 +481,8 @@ if lock is not None and not lock.locked():\n    m._ident = None\n";
                     let n = pyo3_ffi::PyList_Size(threads.as_ptr());
                     for i in 0..n {
                         let t = pyo3_ffi::PyList_GetItem(threads.as_ptr(), i);
-                        if t == main.as_ptr() || pyo3_ffi::PyObject_IsInstance(t, dummy.as_ptr()) == 1
+                        if t == main.as_ptr()
+                            || pyo3_ffi::PyObject_IsInstance(t, dummy.as_ptr()) == 1
                         {
                             continue;
                         }

@@ -36,13 +36,23 @@
 //! });
 //! ```
 
+pub mod buffer;
 pub mod config;
 pub mod error;
+pub mod excinfo;
 pub mod ffi_ext;
 pub mod interp;
 pub mod owned;
+pub mod pyutil;
+pub mod queue;
+pub mod registry;
+pub mod run;
 pub mod scope;
 mod tstate;
+pub mod xi;
+
+#[cfg(feature = "extension-module")]
+mod module;
 
 pub use config::{Config, ConfigError, Gil};
 pub use error::Error;

@@ -91,7 +91,10 @@ impl<'a> ScopedActivate<'a> {
                 assert!(!new.is_null(), "PyThreadState_New failed (out of memory)");
                 let previous = tstate::detach();
                 tstate::reattach(new);
-                Entry::Swapped { tstate: new, previous }
+                Entry::Swapped {
+                    tstate: new,
+                    previous,
+                }
             }
         };
         ScopedActivate {

@@ -50,7 +50,11 @@ pub(crate) unsafe fn reattach(tstate: *mut PyThreadState) {
 /// # Safety
 /// `tstate` must be attached to this thread.
 pub(crate) unsafe fn delete_attached(tstate: *mut PyThreadState) {
-    debug_assert_eq!(attached(), tstate, "only the attached thread state can be deleted");
+    debug_assert_eq!(
+        attached(),
+        tstate,
+        "only the attached thread state can be deleted"
+    );
     // SAFETY: `tstate` is attached (caller's contract); Clear runs its finalizers under its GIL,
     // DeleteCurrent then unlinks it and releases the GIL.
     unsafe {

@@ -1,0 +1,275 @@
+"""subinterp_rs: CPython subinterpreters with their own GIL, from Python 3.12 on.
+
+The low-level API (this module) mirrors the Rust core, which mirrors pybind11's
+``subinterpreter.h``::
+
+    from subinterp_rs import Subinterpreter, InterpreterConfig
+
+    with Subinterpreter.create() as si:        # isolated: own GIL
+        si.exec("import math; x = math.factorial(20)")
+        assert si.call(divmod, 17, 5) == (3, 2)
+
+``subinterp_rs.interpreters`` is a drop-in for the 3.14 stdlib ``concurrent.interpreters``
+(PEP 734) on every supported Python, and ``subinterp_rs.futures`` has the executor.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+from collections.abc import Callable
+from types import CodeType, TracebackType
+from typing import Any, Literal, Self
+
+from . import _native
+from ._errors import (
+    ExcInfo,
+    ExcTypeInfo,
+    ExecutionFailed,
+    InterpreterError,
+    InterpreterNotFoundError,
+    ItemInterpreterDestroyed,
+    NotShareableError,
+    QueueEmpty,
+    QueueError,
+    QueueFull,
+    QueueNotFoundError,
+)
+
+__all__ = [
+    "ExcInfo",
+    "ExcTypeInfo",
+    "ExecutionFailed",
+    "InterpreterConfig",
+    "InterpreterError",
+    "InterpreterNotFoundError",
+    "ItemInterpreterDestroyed",
+    "NotShareableError",
+    "QueueEmpty",
+    "QueueError",
+    "QueueFull",
+    "QueueNotFoundError",
+    "Subinterpreter",
+]
+
+GilKind = Literal["default", "shared", "own"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class InterpreterConfig:
+    """The settings of a new interpreter: the fields of CPython's ``PyInterpreterConfig``.
+
+    The default is :meth:`isolated`. Invalid combinations raise ``ValueError`` here, before
+    CPython sees them.
+    """
+
+    use_main_obmalloc: bool = False
+    """Allocate objects from the main interpreter's allocator (needs ``gil != "own"``)."""
+    allow_fork: bool = False
+    """Allow ``os.fork()`` inside."""
+    allow_exec: bool = False
+    """Allow ``os.exec*()`` inside."""
+    allow_threads: bool = True
+    """Allow ``threading`` threads inside."""
+    allow_daemon_threads: bool = False
+    """Allow daemon threads inside."""
+    check_multi_interp_extensions: bool = True
+    """Refuse extension modules that do not support several interpreters."""
+    gil: GilKind = "own"
+    """``"own"``: a GIL of its own (parallel); ``"shared"``: the main GIL; ``"default"``."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "gil":
+                if value not in ("default", "shared", "own"):
+                    raise ValueError(f"gil must be 'default', 'shared' or 'own', got {value!r}")
+            elif not isinstance(value, bool):
+                raise TypeError(f"{field.name} must be a bool, got {type(value).__name__}")
+        if self.gil == "own" and self.use_main_obmalloc:
+            raise ValueError(
+                "gil='own' needs use_main_obmalloc=False: an interpreter with its own GIL "
+                "must have its own object allocator"
+            )
+        if not self.use_main_obmalloc and not self.check_multi_interp_extensions:
+            raise ValueError(
+                "use_main_obmalloc=False needs check_multi_interp_extensions=True: "
+                "single-phase init extension modules cannot be shared between allocators"
+            )
+
+    @classmethod
+    def isolated(cls) -> InterpreterConfig:
+        """Own GIL and allocator, threads allowed; no fork, exec or daemon threads."""
+        return cls()
+
+    @classmethod
+    def legacy(cls) -> InterpreterConfig:
+        """What ``Py_NewInterpreter()`` makes: shared GIL and allocator, everything allowed."""
+        return cls(
+            use_main_obmalloc=True,
+            allow_fork=True,
+            allow_exec=True,
+            allow_threads=True,
+            allow_daemon_threads=True,
+            check_multi_interp_extensions=False,
+            gil="shared",
+        )
+
+    def _args(self) -> tuple[bool, bool, bool, bool, bool, bool, str]:
+        return (
+            self.use_main_obmalloc,
+            self.allow_fork,
+            self.allow_exec,
+            self.allow_threads,
+            self.allow_daemon_threads,
+            self.check_multi_interp_extensions,
+            self.gil,
+        )
+
+
+class Subinterpreter:
+    """A handle to a CPython interpreter; owning when made by :meth:`create`.
+
+    ``exec`` and ``call`` run in the calling OS thread with the caller's GIL released, so
+    threads driving different subinterpreters run in parallel. ``close()`` (or leaving the
+    ``with`` block) destroys an owned interpreter; :meth:`main` and :meth:`current` give
+    non-owning handles, and :meth:`disarm` turns an owner into one (the interpreter leaks).
+    """
+
+    __slots__ = ("__weakref__", "_id", "_owned")
+
+    _id: int
+    _owned: bool
+
+    def __init__(self) -> None:
+        raise TypeError("use Subinterpreter.create(), .main() or .current()")
+
+    @classmethod
+    def _wrap(cls, id: int, owned: bool) -> Self:
+        self = object.__new__(cls)
+        self._id = id
+        self._owned = owned
+        return self
+
+    @classmethod
+    def create(cls, config: InterpreterConfig | None = None) -> Self:
+        """Create an interpreter (isolated by default) and return its owning handle."""
+        if config is None:
+            config = InterpreterConfig()
+        elif not isinstance(config, InterpreterConfig):
+            raise TypeError(f"config must be an InterpreterConfig, got {type(config).__name__}")
+        return cls._wrap(_native.create(*config._args(), _native.WHENCE_CAPI), True)
+
+    @classmethod
+    def main(cls) -> Self:
+        """A non-owning handle to the main interpreter."""
+        return cls._wrap(_native.get_main()[0], False)
+
+    @classmethod
+    def current(cls) -> Self:
+        """A non-owning handle to the interpreter running this code."""
+        return cls._wrap(_native.get_current()[0], False)
+
+    @property
+    def id(self) -> int:
+        """The interpreter's id; ``-1`` once this owning handle closed it."""
+        return self._id
+
+    @property
+    def owned(self) -> bool:
+        """Whether closing this handle destroys the interpreter."""
+        return self._owned
+
+    def __bool__(self) -> bool:
+        return self._id >= 0
+
+    def __repr__(self) -> str:
+        kind = "owned" if self._owned else "non-owning"
+        state = "closed" if self._id < 0 else f"id={self._id}"
+        return f"<Subinterpreter {state} {kind}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Subinterpreter):
+            return NotImplemented
+        return self._id == other._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def _check_open(self) -> int:
+        if self._id < 0:
+            raise InterpreterError("the subinterpreter is closed; create a new one")
+        return self._id
+
+    def is_running(self) -> bool:
+        """Whether it runs code in some thread right now."""
+        return _native.is_running(self._check_open())
+
+    def exec(self, code: str | CodeType, /) -> None:
+        """Run source code (or a code object) in the interpreter's ``__main__``.
+
+        Raises :class:`ExecutionFailed` if it raises.
+        """
+        _native.exec(self._check_open(), code)
+
+    def call(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``callable(*args, **kwargs)`` inside and return the result.
+
+        Values of shareable types cross as data, anything else by pickle (functions of
+        ``__main__``, lambdas and closures included). Raises :class:`ExecutionFailed` if it
+        raises, :class:`NotShareableError` if an argument or the result cannot cross.
+        """
+        return _native.call(self._check_open(), callable, args, kwargs or None, True)
+
+    def prepare_main(self, ns: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """Bind shareable values into the interpreter's ``__main__``."""
+        _native.set_main_attrs(self._check_open(), dict(ns or {}, **kwargs))
+
+    def close(self) -> None:
+        """Destroy the interpreter now.
+
+        Raises :class:`InterpreterError` for a non-owning or disarmed handle, for the main or
+        the current interpreter, and while it runs or has threads in another thread.
+        """
+        id = self._check_open()
+        if not self._owned:
+            raise InterpreterError(
+                f"interpreter {id} is not owned by this handle (main, current or disarmed); "
+                "only the handle returned by Subinterpreter.create() can close it"
+            )
+        _native.destroy(id)
+        self._id = -1
+        self._owned = False
+
+    def disarm(self) -> None:
+        """Give up ownership on purpose: the interpreter is leaked, never destroyed."""
+        id = self._check_open()
+        if not self._owned:
+            raise InterpreterError(f"interpreter {id} is not owned by this handle")
+        _native.disarm(id)
+        self._owned = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owned and self._id >= 0:
+            self.close()
+
+    def __del__(self) -> None:
+        # An owning handle that was never closed: close it if that is safe now; otherwise the
+        # registry closes it at exit.
+        if getattr(self, "_owned", False) and self._id >= 0:
+            try:
+                _native.destroy(self._id)
+            except Exception:
+                pass
+
+
+if _native.get_current()[0] == _native.get_main()[0]:
+    atexit.register(_native._shutdown)

@@ -1,0 +1,153 @@
+"""The native module: one pyo3-ffi multi-phase module imported by every interpreter.
+
+Functions only, keyed by integer ids (like CPython's ``_interpreters``/``_interpqueues``); the
+Python classes in ``subinterp_rs`` and ``subinterp_rs.interpreters`` wrap them. Every function
+may be called from any interpreter (main or subinterpreter) and any thread.
+
+Errors: ``InterpreterNotFoundError`` for an unknown id, ``InterpreterError`` for a refused
+operation, ``ExecutionFailed`` for an exception raised inside, ``NotShareableError`` for a value
+that cannot cross, ``ValueError``/``TypeError`` for bad arguments, ``Queue*`` errors for queues.
+"""
+
+from collections.abc import Callable, Mapping
+from types import CodeType
+from typing import Any, Final
+
+from ._errors import ExcInfo
+
+# CPython's record of who created an interpreter (the stdlib's _interpreters.WHENCE_*).
+WHENCE_UNKNOWN: Final[int]
+WHENCE_RUNTIME: Final[int]
+WHENCE_LEGACY_CAPI: Final[int]
+WHENCE_CAPI: Final[int]
+WHENCE_XI: Final[int]
+WHENCE_STDLIB: Final[int]
+
+# Unbound-item operations of queues (the stdlib's flags).
+UNBOUND_REMOVE: Final[int]
+UNBOUND_ERROR: Final[int]
+UNBOUND_REPLACE: Final[int]
+
+# -- interpreters ---------------------------------------------------------------------------
+
+def create(
+    use_main_obmalloc: bool,
+    allow_fork: bool,
+    allow_exec: bool,
+    allow_threads: bool,
+    allow_daemon_threads: bool,
+    check_multi_interp_extensions: bool,
+    gil: str,
+    whence: int,
+    /,
+) -> int:
+    """Create an interpreter owned by the process-wide registry; return its id.
+
+    ``gil`` is ``"default"``, ``"shared"`` or ``"own"``; ``whence`` is what ``whence()`` will
+    report for it (``WHENCE_STDLIB`` for the PEP 734 facade, ``WHENCE_CAPI`` otherwise).
+    Invalid combinations raise ``ValueError`` before CPython sees them.
+    """
+
+def destroy(id: int, /) -> None:
+    """Close an interpreter the registry owns.
+
+    ``InterpreterNotFoundError`` if it does not exist, ``InterpreterError`` if it is main, the
+    current one, running, has live threads, was disarmed, or is not owned by us.
+    """
+
+def list_all() -> list[tuple[int, int]]:
+    """``(id, whence)`` of every interpreter in the process, main first, by id."""
+
+def get_current() -> tuple[int, int]:
+    """``(id, whence)`` of the calling interpreter."""
+
+def get_main() -> tuple[int, int]:
+    """``(id, whence)`` of the main interpreter."""
+
+def whence(id: int, /) -> int: ...
+def is_running(id: int, /) -> bool:
+    """Whether the interpreter runs code (its ``__main__``) in some thread."""
+
+def is_owned(id: int, /) -> bool:
+    """Whether the registry owns it (created here, not disarmed, not closed)."""
+
+def disarm(id: int, /) -> None:
+    """Give up ownership on purpose: the interpreter will never be destroyed (leaked)."""
+
+def incref(id: int, /) -> None:
+    """Take a handle reference (PEP 734 ``Interpreter`` objects that own their interpreter)."""
+
+def decref(id: int, /) -> None:
+    """Drop a handle reference; at zero an owned, idle interpreter is destroyed."""
+
+def exec(id: int, code: str | CodeType, /) -> None:
+    """Run source (or a code object) in the interpreter's ``__main__``, in this OS thread, with
+    the caller's GIL released. Raises ``ExecutionFailed`` for an uncaught exception."""
+
+def call(
+    id: int,
+    callable: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any] | None,
+    closures: bool = False,
+    /,
+) -> Any:
+    """Call ``callable(*args, **kwargs)`` in the interpreter and return the result.
+
+    Shareable values cross as data, importable functions and classes by name, everything
+    else by pickle (functions of a script's ``__main__`` included; stateless nested functions
+    by value, as in the 3.14 stdlib; with ``closures`` any nested function or closure by
+    value). Raises ``ExecutionFailed`` for an uncaught exception, ``NotShareableError`` when
+    an argument or the result cannot cross.
+    """
+
+def set_main_attrs(id: int, ns: Mapping[str, Any], /) -> None:
+    """Bind shareable values into the interpreter's ``__main__`` (``NotShareableError`` else)."""
+
+def is_shareable(obj: object, /) -> bool:
+    """Whether ``obj`` crosses without pickle (None, bool, int, float, str, bytes, tuples of
+    these, buffers, queues)."""
+
+def excinfo_of(exc: BaseException, /) -> ExcInfo:
+    """The interpreter-neutral description of an exception (as ``ExecutionFailed`` carries)."""
+
+def _register_queue_type(cls: type, /) -> None:
+    """Tell this interpreter's module which class wraps queue ids (the facade's ``Queue``)."""
+
+def _private_api_missing() -> list[str]:
+    """Private CPython entry points this Python lacks (empty on supported versions)."""
+
+def _shutdown() -> None:
+    """Close every owned interpreter (idle ones at once; running ones are interrupted first).
+    Registered with ``atexit`` by the package in the main interpreter."""
+
+# -- queues ---------------------------------------------------------------------------------
+
+def queue_create(maxsize: int, unboundop: int, /) -> int:
+    """A new queue with one handle reference; ``maxsize <= 0`` means unbounded."""
+
+def queue_bind(qid: int, /) -> None:
+    """Take a handle reference (``QueueNotFoundError`` if gone)."""
+
+def queue_release(qid: int, /) -> None:
+    """Drop a handle reference; at zero the queue and its items are freed."""
+
+def queue_list_all() -> list[tuple[int, int, int]]:
+    """``(qid, default unboundop, maxsize)`` of every live queue."""
+
+def queue_put(
+    qid: int, obj: object, unboundop: int, block: bool, timeout: float | None, /
+) -> None:
+    """Append an item (``unboundop`` -1 = the queue's default). Blocking waits release the GIL
+    and honour ``timeout`` in seconds (``QueueFull`` after it, or at once if not ``block``)."""
+
+def queue_get(qid: int, block: bool, timeout: float | None, /) -> tuple[object, int | None]:
+    """Pop the next item: ``(obj, None)``, or ``(None, unboundop)`` for an item whose
+    interpreter was closed (``UNBOUND_ERROR`` or ``UNBOUND_REPLACE``; the caller maps it).
+    ``QueueEmpty`` when none arrives within ``timeout`` (or at once if not ``block``)."""
+
+def queue_get_maxsize(qid: int, /) -> int: ...
+def queue_get_count(qid: int, /) -> int: ...
+def queue_is_full(qid: int, /) -> bool: ...
+def queue_get_defaults(qid: int, /) -> tuple[int, int]:
+    """``(unboundop, fallback)`` defaults of the queue (fallback is always pickle: 1)."""

@@ -1,0 +1,91 @@
+//! Raising the Python-defined exceptions of `subinterp_rs._errors` from native code.
+
+use std::ffi::CStr;
+
+use pyo3_ffi::PyObject;
+
+use crate::excinfo::ExcInfo;
+use crate::pyutil;
+
+/// The exception classes of `subinterp_rs._errors`.
+#[derive(Clone, Copy, Debug)]
+pub enum Exc {
+    /// `InterpreterError`
+    Interpreter,
+    /// `InterpreterNotFoundError`
+    NotFound,
+    /// `NotShareableError`
+    NotShareable,
+    /// `QueueNotFoundError`
+    QueueNotFound,
+    /// `QueueEmpty`
+    QueueEmpty,
+    /// `QueueFull`
+    QueueFull,
+    /// `ExecutionFailed`
+    ExecutionFailed,
+}
+
+impl Exc {
+    fn names(self) -> (&'static CStr, &'static CStr) {
+        match self {
+            Exc::Interpreter => (c"subinterp_rs.exc.InterpreterError", c"InterpreterError"),
+            Exc::NotFound => (
+                c"subinterp_rs.exc.InterpreterNotFoundError",
+                c"InterpreterNotFoundError",
+            ),
+            Exc::NotShareable => (c"subinterp_rs.exc.NotShareableError", c"NotShareableError"),
+            Exc::QueueNotFound => (
+                c"subinterp_rs.exc.QueueNotFoundError",
+                c"QueueNotFoundError",
+            ),
+            Exc::QueueEmpty => (c"subinterp_rs.exc.QueueEmpty", c"QueueEmpty"),
+            Exc::QueueFull => (c"subinterp_rs.exc.QueueFull", c"QueueFull"),
+            Exc::ExecutionFailed => (c"subinterp_rs.exc.ExecutionFailed", c"ExecutionFailed"),
+        }
+    }
+
+    /// The class, from this interpreter's `subinterp_rs._errors`.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn class(self) -> Option<crate::owned::Owned> {
+        let (key, name) = self.names();
+        // SAFETY: the GIL is held.
+        unsafe { pyutil::cached_attr(key, c"subinterp_rs._errors", name) }
+    }
+}
+
+/// Raises `kind(msg)`; returns null for the caller to return.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn raise(kind: Exc, msg: &str) -> *mut PyObject {
+    // SAFETY: the GIL is held.
+    unsafe {
+        if let Some(cls) = kind.class() {
+            super::args::set_error(cls.as_ptr(), msg);
+        }
+    }
+    std::ptr::null_mut()
+}
+
+/// Raises `ExecutionFailed(excinfo)`; returns null.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn execution_failed(info: &ExcInfo) -> *mut PyObject {
+    // SAFETY: the GIL is held; references are owned and dropped here.
+    unsafe {
+        let Some(cls) = Exc::ExecutionFailed.class() else {
+            return std::ptr::null_mut();
+        };
+        let Some(py_info) = info.to_python() else {
+            return std::ptr::null_mut();
+        };
+        if let Some(exc) = pyutil::call(cls.as_ptr(), &[py_info.as_ptr()]) {
+            pyo3_ffi::PyErr_SetObject(cls.as_ptr(), exc.as_ptr());
+        }
+    }
+    std::ptr::null_mut()
+}

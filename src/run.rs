@@ -1,0 +1,247 @@
+//! Running code inside an interpreter: entering it from the caller's thread (reusing a cached
+//! thread state), and the work done there (`exec`, `call`, `__main__` attributes), whose
+//! results leave as plain data.
+
+use std::ffi::CString;
+
+use pyo3_ffi::PyObject;
+
+use crate::excinfo::ExcInfo;
+use crate::owned::Owned;
+use crate::registry::{self, BeginError};
+use crate::tstate;
+use crate::xi::{self, Fallback, Value};
+use crate::{buffer, ffi_ext, pyutil};
+
+/// What happened inside.
+pub enum Outcome<T> {
+    /// It worked.
+    Done(T),
+    /// An exception escaped.
+    Raised(ExcInfo),
+    /// The result could not cross back.
+    NotShareable(String),
+}
+
+/// Runs `work` inside interpreter `id` on this OS thread: the caller's GIL is released and the
+/// interpreter's taken, with a thread state of this thread (cached for the next call when the
+/// interpreter is ours). `work` must leave no Python error set and return plain data.
+///
+/// # Safety
+/// A thread state is attached to this thread (the caller's), and no borrowed object of the
+/// caller's interpreter is used inside `work`.
+pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, BeginError> {
+    // SAFETY: a thread state is attached (contract).
+    let run = unsafe { registry::begin_run(id) }?;
+    if run.istate == tstate::attached_interp() {
+        registry::end_run(&run, None);
+        return Err(BeginError::Running);
+    }
+    // Only cache thread states on threads that already have a GIL-state thread state, so a
+    // cached one is never the thread's GIL-state binding (deleting it from another thread
+    // would then corrupt that binding).
+    // SAFETY: reads a thread-local slot.
+    let has_gilstate = unsafe { !pyo3_ffi::PyGILState_GetThisThreadState().is_null() };
+    let cacheable = run.ours && (run.cached.is_some() || has_gilstate);
+    // SAFETY: `run.istate` is alive: ours are only destroyed when not running (we reserved it),
+    // foreign ones belong to their creator (as with the stdlib, using one while its creator
+    // destroys it is the caller's race).
+    unsafe {
+        let ts = match run.cached {
+            Some(ts) => ts,
+            None => pyo3_ffi::PyThreadState_New(run.istate),
+        };
+        let saved = pyo3_ffi::PyEval_SaveThread();
+        pyo3_ffi::PyEval_RestoreThread(ts);
+        buffer::release_pending(id);
+        if run.ours {
+            registry::delete_idle(&registry::take_orphans(id));
+        }
+        let entered = ffi_ext::set_running_main(run.istate);
+        let out = if entered {
+            let out = work();
+            ffi_ext::set_not_running_main(run.istate);
+            Some(out)
+        } else {
+            None
+        };
+        if cacheable {
+            pyo3_ffi::PyEval_SaveThread();
+        } else {
+            tstate::delete_attached(ts);
+        }
+        pyo3_ffi::PyEval_RestoreThread(saved);
+        let close_now = registry::end_run(&run, cacheable.then_some(ts));
+        if close_now {
+            let _ = registry::destroy(id);
+        }
+        out.ok_or(BeginError::Running)
+    }
+}
+
+/// Source text or a marshalled code object, for `exec`.
+pub enum Code {
+    /// Python source, compiled as `<script>`.
+    Source(CString),
+    /// `marshal.dumps(code)`.
+    Marshalled(Vec<u8>),
+}
+
+/// Runs `code` in `__main__`.
+///
+/// # Safety
+/// The target interpreter's GIL is held on this thread.
+pub unsafe fn exec_in(code: &Code) -> Outcome<()> {
+    // SAFETY: caller holds the GIL; every reference is owned and dropped here.
+    unsafe {
+        let result = (|| {
+            let globals = pyutil::main_dict()?;
+            let code_obj = match code {
+                Code::Source(src) => Owned::from_owned(pyo3_ffi::Py_CompileString(
+                    src.as_ptr(),
+                    c"<script>".as_ptr(),
+                    pyo3_ffi::Py_file_input,
+                ))?,
+                Code::Marshalled(data) => Owned::from_owned(
+                    pyo3_ffi::PyMarshal_ReadObjectFromString(data.as_ptr().cast(), data.len() as _),
+                )?,
+            };
+            Owned::from_owned(pyo3_ffi::PyEval_EvalCode(
+                code_obj.as_ptr(),
+                globals,
+                globals,
+            ))
+        })();
+        match result {
+            Some(_) => Outcome::Done(()),
+            None => Outcome::Raised(ExcInfo::take_current()),
+        }
+    }
+}
+
+/// Calls `callable(*args, **kwargs)` and reads the result out as a [`Value`].
+///
+/// # Safety
+/// The target interpreter's GIL is held on this thread.
+pub unsafe fn call_in(
+    callable: &Value,
+    args: &[Value],
+    kwargs: &[(String, Value)],
+    fallback: Fallback,
+) -> Outcome<Value> {
+    // SAFETY: caller holds the GIL; every reference is owned and dropped here.
+    unsafe {
+        let result = (|| {
+            let f = xi::from_value(callable)?;
+            let args_tuple = Owned::from_owned(pyo3_ffi::PyTuple_New(args.len() as _))?;
+            for (i, a) in args.iter().enumerate() {
+                let obj = xi::from_value(a)?;
+                pyo3_ffi::PyTuple_SetItem(args_tuple.as_ptr(), i as _, obj.into_ptr());
+            }
+            let kw = if kwargs.is_empty() {
+                None
+            } else {
+                let d = Owned::from_owned(pyo3_ffi::PyDict_New())?;
+                for (k, v) in kwargs {
+                    let key = pyutil::new_str(k)?;
+                    let obj = xi::from_value(v)?;
+                    if pyo3_ffi::PyDict_SetItem(d.as_ptr(), key.as_ptr(), obj.as_ptr()) < 0 {
+                        return None;
+                    }
+                }
+                Some(d)
+            };
+            Owned::from_owned(pyo3_ffi::PyObject_Call(
+                f.as_ptr(),
+                args_tuple.as_ptr(),
+                kw.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr),
+            ))
+        })();
+        match result {
+            Some(obj) => match xi::to_value(obj.as_ptr(), fallback) {
+                Ok(v) => Outcome::Done(v),
+                Err(e) => Outcome::NotShareable(e.0),
+            },
+            None => Outcome::Raised(ExcInfo::take_current()),
+        }
+    }
+}
+
+/// Binds `items` into `__main__`.
+///
+/// # Safety
+/// The target interpreter's GIL is held on this thread.
+pub unsafe fn set_main_attrs_in(items: &[(String, Value)]) -> Outcome<()> {
+    // SAFETY: caller holds the GIL.
+    unsafe {
+        let result = (|| {
+            let globals = pyutil::main_dict()?;
+            for (k, v) in items {
+                let key = pyutil::new_str(k)?;
+                let obj = xi::from_value(v)?;
+                if pyo3_ffi::PyDict_SetItem(globals, key.as_ptr(), obj.as_ptr()) < 0 {
+                    return None;
+                }
+            }
+            Some(())
+        })();
+        match result {
+            Some(()) => Outcome::Done(()),
+            None => Outcome::Raised(ExcInfo::take_current()),
+        }
+    }
+}
+
+/// Marshals the code of a function without arguments, or a code object, for `exec`.
+///
+/// # Safety
+/// The caller's GIL is held; `obj` is alive. On `None` a Python error is set.
+pub unsafe fn marshal_code(obj: *mut PyObject) -> Option<Vec<u8>> {
+    // SAFETY: caller holds the GIL.
+    unsafe {
+        let code = if pyo3_ffi::PyFunction_Check(obj) != 0 {
+            let code = pyutil::getattr(obj, c"__code__")?;
+            for attr in [c"co_argcount", c"co_kwonlyargcount", c"co_posonlyargcount"] {
+                let n = pyutil::getattr(code.as_ptr(), attr)?;
+                if pyo3_ffi::PyLong_AsLong(n.as_ptr()) != 0 {
+                    pyo3_ffi::PyErr_SetString(
+                        pyo3_ffi::PyExc_ValueError,
+                        c"a function passed to exec() must take no arguments".as_ptr(),
+                    );
+                    return None;
+                }
+            }
+            let flags = pyutil::getattr(code.as_ptr(), c"co_flags")?;
+            // CO_VARARGS | CO_VARKEYWORDS
+            if pyo3_ffi::PyLong_AsLong(flags.as_ptr()) & (0x04 | 0x08) != 0 {
+                pyo3_ffi::PyErr_SetString(
+                    pyo3_ffi::PyExc_ValueError,
+                    c"a function passed to exec() must take no arguments".as_ptr(),
+                );
+                return None;
+            }
+            let closure = pyutil::getattr(obj, c"__closure__")?;
+            if closure.as_ptr() != pyo3_ffi::Py_None() {
+                pyo3_ffi::PyErr_SetString(
+                    pyo3_ffi::PyExc_ValueError,
+                    c"a closure cannot be passed to exec(); use call()".as_ptr(),
+                );
+                return None;
+            }
+            code
+        } else if pyo3_ffi::PyCode_Check(obj) != 0 {
+            Owned::from_borrowed(std::ptr::NonNull::new_unchecked(obj))
+        } else {
+            pyo3_ffi::PyErr_Format(
+                pyo3_ffi::PyExc_TypeError,
+                c"exec() needs source (str), a code object or a function, not %.200s".as_ptr(),
+                (*pyo3_ffi::Py_TYPE(obj)).tp_name,
+            );
+            return None;
+        };
+        let data = Owned::from_owned(pyo3_ffi::PyMarshal_WriteObjectToString(code.as_ptr(), 4))?;
+        let ptr = pyo3_ffi::PyBytes_AsString(data.as_ptr()).cast::<u8>();
+        let len = pyo3_ffi::PyBytes_Size(data.as_ptr()) as usize;
+        Some(std::slice::from_raw_parts(ptr, len).to_vec())
+    }
+}

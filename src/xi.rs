@@ -1,0 +1,308 @@
+//! Crossing: [`Value`], the interpreter-neutral form of what passes between interpreters.
+//!
+//! A value is read out of an object under the source interpreter's GIL ([`to_value`]) as plain
+//! Rust data, and a new object is built from it under the destination's GIL ([`from_value`]).
+//! Objects never cross. Shareable types (the stdlib's list) cross as data; importable
+//! functions and classes by name; everything else by pickle (`subinterp_rs._crossing`).
+
+use std::ffi::CString;
+use std::sync::Arc;
+
+use pyo3_ffi::PyObject;
+
+use crate::buffer::SharedBuffer;
+use crate::owned::Owned;
+use crate::pyutil;
+use crate::queue::QueueRef;
+
+/// An interpreter-neutral value.
+pub enum Value {
+    /// `None`
+    None,
+    /// `bool`
+    Bool(bool),
+    /// `int` that fits 64 bits.
+    Int(i64),
+    /// Any other `int`, as `hex(n)`.
+    BigInt(String),
+    /// `float`
+    Float(f64),
+    /// `str`
+    Str(String),
+    /// `bytes`
+    Bytes(Vec<u8>),
+    /// `tuple` of values.
+    Tuple(Vec<Value>),
+    /// A memoryview over memory owned by an object of another interpreter (no copy).
+    Buffer(Arc<SharedBuffer>),
+    /// A cross-interpreter queue.
+    Queue(QueueRef),
+    /// A module-level function, class or builtin, found again by name.
+    Ref {
+        /// `__module__`
+        module: String,
+        /// `__qualname__`
+        qualname: String,
+    },
+    /// Anything else, pickled.
+    Pickled(Vec<u8>),
+}
+
+/// How far [`to_value`] may go for an object that is not shareable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// Shareable types only (`prepare_main`, like the stdlib).
+    SharedOnly,
+    /// Pickle, as the 3.14 stdlib does (stateless nested functions by value).
+    Pickle,
+    /// Pickle, and closures and nested functions by value too (the low-level API).
+    PickleClosures,
+}
+
+/// Why a value could not cross, as text for `NotShareableError`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotShareable(pub String);
+
+/// Whether `obj` crosses without pickle.
+///
+/// # Safety
+/// The current interpreter's GIL is held; `obj` is alive.
+pub unsafe fn is_shareable(obj: *mut PyObject) -> bool {
+    // SAFETY: caller's contract.
+    unsafe {
+        let ok = shareable(obj, 0).is_some();
+        pyo3_ffi::PyErr_Clear();
+        ok
+    }
+}
+
+/// Deeper tuples than this are refused (pickled, or not shareable), never a stack overflow.
+const MAX_DEPTH: usize = 200;
+
+/// The shareable reading of `obj`, `None` if its type is not shareable.
+///
+/// # Safety
+/// The current interpreter's GIL is held; `obj` is alive.
+unsafe fn shareable(obj: *mut PyObject, depth: usize) -> Option<Value> {
+    // SAFETY: caller holds the GIL; every check reads `obj`'s type or value.
+    unsafe {
+        if obj == pyo3_ffi::Py_None() {
+            return Some(Value::None);
+        }
+        if obj == pyo3_ffi::Py_True() {
+            return Some(Value::Bool(true));
+        }
+        if obj == pyo3_ffi::Py_False() {
+            return Some(Value::Bool(false));
+        }
+        if pyo3_ffi::PyLong_CheckExact(obj) != 0 {
+            let mut overflow = 0;
+            let n = pyo3_ffi::PyLong_AsLongLongAndOverflow(obj, &raw mut overflow);
+            if overflow == 0 {
+                if n == -1 && !pyo3_ffi::PyErr_Occurred().is_null() {
+                    return None;
+                }
+                return Some(Value::Int(n));
+            }
+            let hex = Owned::from_owned(pyo3_ffi::PyNumber_ToBase(obj, 16))?;
+            return pyutil::str_to_string(hex.as_ptr()).map(Value::BigInt);
+        }
+        if pyo3_ffi::PyFloat_CheckExact(obj) != 0 {
+            return Some(Value::Float(pyo3_ffi::PyFloat_AS_DOUBLE(obj)));
+        }
+        if pyo3_ffi::PyUnicode_CheckExact(obj) != 0 {
+            // Lone surrogates are not UTF-8: such a str is pickled instead.
+            return pyutil::str_to_string(obj).map(Value::Str);
+        }
+        if pyo3_ffi::PyBytes_CheckExact(obj) != 0 {
+            let data = pyo3_ffi::PyBytes_AsString(obj).cast::<u8>();
+            let len = pyo3_ffi::PyBytes_Size(obj) as usize;
+            return Some(Value::Bytes(std::slice::from_raw_parts(data, len).to_vec()));
+        }
+        if pyo3_ffi::PyTuple_CheckExact(obj) != 0 {
+            if depth >= MAX_DEPTH {
+                return None;
+            }
+            let n = pyo3_ffi::PyTuple_Size(obj);
+            let mut items = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                items.push(shareable(pyo3_ffi::PyTuple_GetItem(obj, i), depth + 1)?);
+            }
+            return Some(Value::Tuple(items));
+        }
+        if pyo3_ffi::PyMemoryView_Check(obj) != 0 {
+            return SharedBuffer::export(obj).map(Value::Buffer);
+        }
+        crate::queue::queue_ref_of(obj).map(Value::Queue)
+    }
+}
+
+/// Reads `obj` into a [`Value`], falling back as `fallback` allows.
+///
+/// # Safety
+/// The current interpreter's GIL is held; `obj` is alive. On error no Python error is left set.
+pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value, NotShareable> {
+    // SAFETY: caller's contract.
+    unsafe {
+        if let Some(v) = shareable(obj, 0) {
+            return Ok(v);
+        }
+        pyo3_ffi::PyErr_Clear();
+        if fallback == Fallback::SharedOnly {
+            return Err(NotShareable(format!(
+                "{} object is not shareable between interpreters",
+                pyutil::type_name(obj)
+            )));
+        }
+        if let Some((module, qualname)) = importable_name(obj) {
+            return Ok(Value::Ref { module, qualname });
+        }
+        pickle(obj, fallback == Fallback::PickleClosures).map(Value::Pickled)
+    }
+}
+
+/// `(module, qualname)` when `obj` is a function, builtin or class that importing `module` and
+/// walking `qualname` finds again (the same object): it crosses by name, without pickle.
+///
+/// # Safety
+/// The current interpreter's GIL is held; `obj` is alive. Leaves no error set.
+unsafe fn importable_name(obj: *mut PyObject) -> Option<(String, String)> {
+    // SAFETY: caller's contract.
+    unsafe {
+        let is_candidate = pyo3_ffi::PyFunction_Check(obj) != 0
+            || pyo3_ffi::PyCFunction_Check(obj) != 0
+            || pyo3_ffi::PyType_Check(obj) != 0;
+        if !is_candidate {
+            return None;
+        }
+        let module = pyutil::getattr_string(obj, c"__module__")?;
+        let qualname = pyutil::getattr_string(obj, c"__qualname__")?;
+        if module == "__main__" || module == "__mp_main__" || qualname.contains('<') {
+            return None;
+        }
+        let found = resolve(&module, &qualname);
+        pyo3_ffi::PyErr_Clear();
+        (found?.as_ptr() == obj).then_some((module, qualname))
+    }
+}
+
+/// `import module` then `getattr` along the dotted `qualname`.
+///
+/// # Safety
+/// The current interpreter's GIL is held.
+unsafe fn resolve(module: &str, qualname: &str) -> Option<Owned> {
+    // SAFETY: caller holds the GIL.
+    unsafe {
+        let mut obj = pyutil::import_str(module)?;
+        for part in qualname.split('.') {
+            let name = CString::new(part).ok()?;
+            obj = pyutil::getattr(obj.as_ptr(), &name)?;
+        }
+        Some(obj)
+    }
+}
+
+/// `subinterp_rs._crossing.dumps(obj, closures)`.
+///
+/// # Safety
+/// The current interpreter's GIL is held; `obj` is alive.
+unsafe fn pickle(obj: *mut PyObject, closures: bool) -> Result<Vec<u8>, NotShareable> {
+    // SAFETY: caller holds the GIL.
+    unsafe {
+        let dumped =
+            pyutil::cached_attr(c"subinterp_rs.dumps", c"subinterp_rs._crossing", c"dumps")
+                .and_then(|dumps| {
+                    let flag = if closures {
+                        pyo3_ffi::Py_True()
+                    } else {
+                        pyo3_ffi::Py_False()
+                    };
+                    pyutil::call(dumps.as_ptr(), &[obj, flag])
+                });
+        match dumped {
+            Some(data) if pyo3_ffi::PyBytes_Check(data.as_ptr()) != 0 => {
+                let ptr = pyo3_ffi::PyBytes_AsString(data.as_ptr()).cast::<u8>();
+                let len = pyo3_ffi::PyBytes_Size(data.as_ptr()) as usize;
+                Ok(std::slice::from_raw_parts(ptr, len).to_vec())
+            }
+            Some(_) => Err(NotShareable("_crossing.dumps returned a non-bytes".into())),
+            None => {
+                let why = ExcText::take();
+                Err(NotShareable(format!(
+                    "{} object is not shareable between interpreters and could not be \
+                     pickled: {why}",
+                    pyutil::type_name(obj)
+                )))
+            }
+        }
+    }
+}
+
+/// The current exception as `"Type: message"`, cleared.
+struct ExcText;
+
+impl ExcText {
+    /// # Safety
+    /// The current interpreter's GIL is held.
+    unsafe fn take() -> String {
+        // SAFETY: caller holds the GIL.
+        unsafe {
+            match Owned::from_owned(pyo3_ffi::PyErr_GetRaisedException()) {
+                Some(exc) => {
+                    let msg = pyutil::display(exc.as_ptr());
+                    format!("{}: {msg}", pyutil::type_name(exc.as_ptr()))
+                }
+                None => "unknown error".into(),
+            }
+        }
+    }
+}
+
+/// Builds the object a [`Value`] describes, in the current interpreter.
+///
+/// # Safety
+/// The current interpreter's GIL is held. On `None` a Python error is set.
+pub unsafe fn from_value(value: &Value) -> Option<Owned> {
+    // SAFETY: caller holds the GIL; every constructor returns a new reference or null.
+    unsafe {
+        match value {
+            Value::None => Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(
+                pyo3_ffi::Py_None(),
+            ))),
+            Value::Bool(b) => Owned::from_owned(pyo3_ffi::PyBool_FromLong(i64::from(*b) as _)),
+            Value::Int(n) => Owned::from_owned(pyo3_ffi::PyLong_FromLongLong(*n)),
+            Value::BigInt(hex) => {
+                let text = CString::new(hex.as_str()).ok()?;
+                Owned::from_owned(pyo3_ffi::PyLong_FromString(
+                    text.as_ptr(),
+                    std::ptr::null_mut(),
+                    0,
+                ))
+            }
+            Value::Float(x) => Owned::from_owned(pyo3_ffi::PyFloat_FromDouble(*x)),
+            Value::Str(s) => pyutil::new_str(s),
+            Value::Bytes(b) => pyutil::new_bytes(b),
+            Value::Tuple(items) => {
+                let tuple = Owned::from_owned(pyo3_ffi::PyTuple_New(items.len() as _))?;
+                for (i, item) in items.iter().enumerate() {
+                    let obj = from_value(item)?;
+                    // PyTuple_SetItem steals the reference.
+                    pyo3_ffi::PyTuple_SetItem(tuple.as_ptr(), i as _, obj.into_ptr());
+                }
+                Some(tuple)
+            }
+            Value::Buffer(shared) => SharedBuffer::to_memoryview(shared),
+            Value::Queue(q) => crate::queue::queue_object(q),
+            Value::Ref { module, qualname } => resolve(module, qualname),
+            Value::Pickled(data) => {
+                let loads = pyutil::cached_attr(
+                    c"subinterp_rs.loads",
+                    c"subinterp_rs._crossing",
+                    c"loads",
+                )?;
+                let bytes = pyutil::new_bytes(data)?;
+                pyutil::call(loads.as_ptr(), &[bytes.as_ptr()])
+            }
+        }
+    }
+}
