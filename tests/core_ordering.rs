@@ -79,7 +79,10 @@ fn drop_on_another_thread() {
 #[test]
 fn created_on_one_thread_closed_from_a_third_after_use_on_a_second() {
     init();
-    let mut si = thread::spawn(Subinterpreter::create_default).join().unwrap().unwrap();
+    let mut si = thread::spawn(Subinterpreter::create_default)
+        .join()
+        .unwrap()
+        .unwrap();
     let si_ref = &si;
     thread::scope(|s| {
         s.spawn(|| {
@@ -127,11 +130,17 @@ fn activating_the_current_interpreter_only_ensures_its_gil() {
     {
         let inner = ScopedActivate::new(&si).unwrap();
         // SAFETY: as above.
-        assert_eq!(unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() }, before);
+        assert_eq!(
+            unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() },
+            before
+        );
         assert!(run(&inner, "y = 1"));
     }
     // SAFETY: as above.
-    assert_eq!(unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() }, before);
+    assert_eq!(
+        unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() },
+        before
+    );
     assert!(run(&outer, "assert y == 1"));
 }
 
@@ -142,7 +151,11 @@ fn main_and_current_do_not_own() {
     assert_eq!(main.id(), 0);
     assert!(!main.is_owned());
     assert_eq!(main.try_close(), Err(Error::NotOwned));
-    assert_eq!(Subinterpreter::current().id(), -1, "no GIL held: no current interpreter");
+    assert_eq!(
+        Subinterpreter::current().id(),
+        -1,
+        "no GIL held: no current interpreter"
+    );
     let si = Subinterpreter::create_default().unwrap();
     let _scope = ScopedActivate::new(&si).unwrap();
     let mut current = Subinterpreter::current();
@@ -169,7 +182,10 @@ fn disarm_leaks_on_purpose() {
     assert!(!si.is_owned());
     assert_eq!(si.try_close(), Err(Error::NotOwned));
     drop(si);
-    assert!(live_ids().contains(&id), "a disarmed handle must not destroy");
+    assert!(
+        live_ids().contains(&id),
+        "a disarmed handle must not destroy"
+    );
 }
 
 #[test]
@@ -233,7 +249,13 @@ fn close_with_a_foreign_thread_state_is_refused() {
         }
     });
     started_rx.recv().unwrap();
-    assert_eq!(si.try_close(), Err(Error::ThreadsAlive { daemon: 0, foreign: 1 }));
+    assert_eq!(
+        si.try_close(),
+        Err(Error::ThreadsAlive {
+            daemon: 0,
+            foreign: 1
+        })
+    );
     stop_tx.send(()).unwrap();
     worker.join().unwrap();
     si.try_close().unwrap();
@@ -242,7 +264,10 @@ fn close_with_a_foreign_thread_state_is_refused() {
 #[test]
 fn close_with_a_daemon_thread_is_refused_and_joins_normal_threads() {
     init();
-    let cfg = Config { allow_daemon_threads: true, ..Config::isolated() };
+    let cfg = Config {
+        allow_daemon_threads: true,
+        ..Config::isolated()
+    };
     let mut si = Subinterpreter::create(&cfg).unwrap();
     {
         let scope = ScopedActivate::new(&si).unwrap();
@@ -252,7 +277,13 @@ fn close_with_a_daemon_thread_is_refused_and_joins_normal_threads() {
              t = threading.Thread(target=stop.wait, daemon=True)\nt.start()"
         ));
     }
-    assert_eq!(si.try_close(), Err(Error::ThreadsAlive { daemon: 1, foreign: 0 }));
+    assert_eq!(
+        si.try_close(),
+        Err(Error::ThreadsAlive {
+            daemon: 1,
+            foreign: 0
+        })
+    );
     {
         let scope = ScopedActivate::new(&si).unwrap();
         assert!(run(&scope, "stop.set(); t.join()\n\
@@ -265,7 +296,10 @@ fn close_with_a_daemon_thread_is_refused_and_joins_normal_threads() {
 #[test]
 fn invalid_config_is_refused_before_cpython() {
     init();
-    let cfg = Config { use_main_obmalloc: true, ..Config::isolated() };
+    let cfg = Config {
+        use_main_obmalloc: true,
+        ..Config::isolated()
+    };
     assert_eq!(
         Subinterpreter::create(&cfg).unwrap_err(),
         Error::Config(ConfigError::OwnGilNeedsOwnObmalloc)
@@ -275,10 +309,19 @@ fn invalid_config_is_refused_before_cpython() {
 #[test]
 fn legacy_and_shared_gil_configs() {
     init();
-    for cfg in [Config::legacy(), Config { gil: Gil::Shared, ..Config::isolated() }] {
+    for cfg in [
+        Config::legacy(),
+        Config {
+            gil: Gil::Shared,
+            ..Config::isolated()
+        },
+    ] {
         let si = Subinterpreter::create(&cfg).unwrap();
         let scope = ScopedActivate::new(&si).unwrap();
-        assert!(run(&scope, "import sys; assert sys.version_info >= (3, 12)"));
+        assert!(run(
+            &scope,
+            "import sys; assert sys.version_info >= (3, 12)"
+        ));
     }
 }
 
