@@ -222,9 +222,17 @@ impl Subinterpreter {
     /// Gives up ownership on purpose: the interpreter is leaked (needed, e.g., during
     /// finalization). The handle stays usable as a non-owning one.
     pub fn disarm(&mut self) {
+        // A 3.12 creation thread state is leaked with the interpreter (kept only so that
+        // `rearm` can undo this).
         self.owned = false;
-        // A 3.12 creation thread state is leaked with the interpreter.
-        self.creation = None;
+    }
+
+    /// Undoes [`disarm`](Self::disarm) on a handle that owned its interpreter before: used at
+    /// process exit, where a leaked subinterpreter would make CPython 3.12 abort.
+    pub(crate) fn rearm(&mut self) {
+        if !self.istate.is_null() {
+            self.owned = true;
+        }
     }
 
     /// The interpreter's state dict (`PyInterpreterState_GetDict`), a borrowed reference.

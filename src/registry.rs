@@ -332,6 +332,15 @@ fn close_taken(
     })
 }
 
+/// Re-takes ownership of a disarmed interpreter (process exit only).
+pub fn rearm(id: i64) {
+    with_table(|t| {
+        if let Some(si) = t.get_mut(&id).and_then(|r| r.si.as_mut()) {
+            si.rearm();
+        }
+    });
+}
+
 /// Gives up ownership of `id` on purpose (leaked, never destroyed).
 pub fn disarm(id: i64) -> Result<(), DestroyError> {
     with_table(|t| {

@@ -160,7 +160,7 @@ pub unsafe fn call_in(
         match result {
             Some(obj) => match xi::to_value(obj.as_ptr(), fallback) {
                 Ok(v) => Outcome::Done(v),
-                Err(e) => Outcome::NotShareable(e.0),
+                Err(e) => Outcome::NotShareable(format!("the result: {}", e.0)),
             },
             None => Outcome::Raised(ExcInfo::take_current()),
         }

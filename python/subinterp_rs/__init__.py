@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import os
+import sys
 from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import Any, Literal, Self
@@ -271,5 +273,64 @@ class Subinterpreter:
                 pass
 
 
+_exit_status = 0
+
+
+def _note_uncaught(hook: Callable[..., Any]) -> Callable[..., Any]:
+    def excepthook(*args: Any) -> Any:
+        global _exit_status
+        _exit_status = 1
+        return hook(*args)
+
+    return excepthook
+
+
+def _shutdown() -> None:
+    """Close every interpreter we created before the runtime finalizes.
+
+    A subinterpreter left alive at exit makes CPython abort (3.12) or crash while finalizing.
+    Idle ones are closed; running ones get ``SystemExit`` raised inside and a moment to stop.
+    One that still runs (blocked in C code) cannot be ended safely: the process then exits
+    with ``os._exit`` after flushing stdio, instead of aborting.
+    """
+    alive = _native._shutdown()
+    if alive:
+        sys.stderr.write(
+            f"subinterp_rs: interpreter(s) {alive} still running at exit; "
+            "exiting without finalization to avoid an abort\n"
+        )
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(_exit_status)
+
+
+def _guard_fork(fork: Callable[[], int]) -> Callable[[], int]:
+    """``os.fork`` that refuses while subinterpreters exist.
+
+    CPython 3.12 and 3.13 cannot fork then: their after-fork cleanup of subinterpreters in the
+    child hangs (3.12) or aborts (3.13). A clear error beats a dead child.
+    """
+
+    def guarded_fork() -> int:
+        others = [i for i, _ in _native.list_all() if i != _native.get_main()[0]]
+        if others:
+            raise InterpreterError(
+                f"cannot fork while {len(others)} subinterpreter(s) are alive "
+                f"(ids {others}): CPython's after-fork cleanup crashes the child. "
+                "Close them first, or use the 'spawn' or 'forkserver' start methods."
+            )
+        return fork()
+
+    guarded_fork.__doc__ = fork.__doc__
+    guarded_fork.__wrapped__ = fork  # type: ignore[attr-defined]
+    return guarded_fork
+
+
 if _native.get_current()[0] == _native.get_main()[0]:
-    atexit.register(_native._shutdown)
+    sys.excepthook = _note_uncaught(sys.excepthook)
+    atexit.register(_shutdown)
+    if sys.version_info < (3, 14) and hasattr(os, "fork"):
+        os.fork = _guard_fork(os.fork)

@@ -117,9 +117,10 @@ def _register_queue_type(cls: type, /) -> None:
 def _private_api_missing() -> list[str]:
     """Private CPython entry points this Python lacks (empty on supported versions)."""
 
-def _shutdown() -> None:
-    """Close every owned interpreter (idle ones at once; running ones are interrupted first).
-    Registered with ``atexit`` by the package in the main interpreter."""
+def _shutdown() -> list[int]:
+    """Close every interpreter we created, disarmed ones too (idle ones at once; running ones
+    get ``SystemExit`` raised inside first). Returns the ids still running after a grace
+    period. Called at exit by the package in the main interpreter."""
 
 # -- queues ---------------------------------------------------------------------------------
 

@@ -160,10 +160,61 @@ fastcall! {
             args::set_error(pyo3_ffi::PyExc_ValueError, &e.to_string());
             return std::ptr::null_mut();
         }
+        let paths = sys_path();
         match Subinterpreter::create(&cfg) {
-            Ok(si) => args::integer(registry::register(si, w)),
+            Ok(si) => {
+                let id = registry::register(si, w);
+                // The new interpreter sees the modules its creator sees (script directory,
+                // test roots, ...): its `sys.path` starts as a copy of the creator's.
+                if let Some(paths) = paths {
+                    let _ = run::in_interpreter(id, || set_sys_path(&paths));
+                }
+                args::integer(id)
+            }
             Err(e) => raise::raise(Exc::Interpreter, &e.to_string()),
         }
+    }
+}
+
+/// The current interpreter's `sys.path` entries that are `str`.
+unsafe fn sys_path() -> Option<Vec<String>> {
+    // SAFETY: the GIL is held; `PySys_GetObject` returns a borrowed reference.
+    unsafe {
+        let path = pyo3_ffi::PySys_GetObject(c"path".as_ptr());
+        if path.is_null() || pyo3_ffi::PyList_Check(path) == 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        for i in 0..pyo3_ffi::PyList_Size(path) {
+            let item = pyo3_ffi::PyList_GetItem(path, i);
+            if pyo3_ffi::PyUnicode_CheckExact(item) != 0 {
+                if let Some(s) = pyutil::str_to_string(item) {
+                    out.push(s);
+                }
+            }
+        }
+        pyo3_ffi::PyErr_Clear();
+        Some(out)
+    }
+}
+
+/// `sys.path[:] = paths` in the current interpreter.
+unsafe fn set_sys_path(paths: &[String]) {
+    // SAFETY: the GIL of the target is held; references are owned or borrowed from sys.
+    unsafe {
+        let path = pyo3_ffi::PySys_GetObject(c"path".as_ptr());
+        if path.is_null() || pyo3_ffi::PyList_Check(path) == 0 {
+            return;
+        }
+        if let Some(new) = Owned::from_owned(pyo3_ffi::PyList_New(0)) {
+            for p in paths {
+                if let Some(s) = pyutil::new_str(p) {
+                    pyo3_ffi::PyList_Append(new.as_ptr(), s.as_ptr());
+                }
+            }
+            pyo3_ffi::PyList_SetSlice(path, 0, pyo3_ffi::PyList_Size(path), new.as_ptr());
+        }
+        pyo3_ffi::PyErr_Clear();
     }
 }
 
@@ -481,10 +532,16 @@ fastcall! {
     fn shutdown(a) {
         if args::count(c"_shutdown", a, 0, 0).is_none() { return std::ptr::null_mut(); }
         let saved = tstate::detach();
-        super::shutdown::close_all();
+        let alive = super::shutdown::close_all();
         tstate::reattach(saved);
         buffer::release_pending(current_id());
-        args::none()
+        let list = pyo3_ffi::PyList_New(0);
+        for id in alive {
+            let n = args::integer(id);
+            pyo3_ffi::PyList_Append(list, n);
+            pyo3_ffi::Py_DECREF(n);
+        }
+        list
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Idle interpreters are closed at once. One still running (in a daemon thread, since
 //! `threading` joined the others already) gets `SystemExit` raised in its running thread, is
-//! given a moment to unwind, then closed; if it still runs, it is leaked rather than letting
-//! finalization abort the process.
+//! given a moment to unwind, then closed. What still runs after that is reported back: the
+//! package then ends the process with `os._exit` rather than let finalization abort it.
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,13 @@ use crate::scope::ScopedActivate;
 /// How long a running interpreter gets to unwind after `SystemExit` is injected.
 const GRACE: Duration = Duration::from_secs(2);
 
-/// Closes (or, failing that, disarms) every owned interpreter. Called with no GIL held.
-pub fn close_all() {
+/// Closes every interpreter we created, disarmed ones included (a subinterpreter left at
+/// exit makes CPython 3.12 abort). Returns the ids still alive (running in a thread that did
+/// not stop). Called with no GIL held.
+pub fn close_all() -> Vec<i64> {
+    for id in registry::ids() {
+        registry::rearm(id);
+    }
     for (id, thread) in registry::running_threads() {
         interrupt(id, thread);
     }
@@ -33,10 +38,7 @@ pub fn close_all() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    for id in registry::ids() {
-        // Still alive: leak it (finalization leaves it alone) rather than abort.
-        let _ = registry::disarm(id);
-    }
+    registry::ids()
 }
 
 /// Raises `SystemExit` in the thread running interpreter `id`.
