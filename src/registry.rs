@@ -186,7 +186,7 @@ pub unsafe fn begin_run(id: i64) -> Result<Run, BeginError> {
         }
         rec.running = true;
         // SAFETY: reads this thread's identifier; no GIL needed.
-        rec.running_thread = u64::from(unsafe { pyo3_ffi::PyThread_get_thread_ident() } as u64);
+        rec.running_thread = unsafe { pyo3_ffi::PyThread_get_thread_ident() } as u64;
         let cached = key.and_then(|k| {
             let pos = rec.cached.iter().position(|&(ck, _)| ck == k)?;
             Some(rec.cached.swap_remove(pos).1 .0)

@@ -125,23 +125,20 @@ fn activating_the_current_interpreter_only_ensures_its_gil() {
     init();
     let si = Subinterpreter::create_default().unwrap();
     let outer = ScopedActivate::new(&si).unwrap();
-    // SAFETY: reads this thread's attached thread state.
-    let before = unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() };
+    let before = attached_tstate();
     {
         let inner = ScopedActivate::new(&si).unwrap();
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() },
-            before
-        );
+        assert_eq!(attached_tstate(), before);
         assert!(run(&inner, "y = 1"));
     }
-    // SAFETY: as above.
-    assert_eq!(
-        unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() },
-        before
-    );
+    assert_eq!(attached_tstate(), before);
     assert!(run(&outer, "assert y == 1"));
+}
+
+/// The thread state attached to this thread (null if none).
+fn attached_tstate() -> *mut pyo3_ffi::PyThreadState {
+    // SAFETY: reads a thread-local slot; valid with or without a GIL.
+    unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() }
 }
 
 #[test]

@@ -47,9 +47,9 @@ pub unsafe fn count(name: &CStr, args: &[*mut PyObject], min: usize, max: usize)
 pub unsafe fn set_error(exc: *mut PyObject, msg: &str) {
     // SAFETY: the GIL is held; the message is copied by CPython.
     unsafe {
-        match crate::pyutil::new_str(msg) {
-            Some(m) => pyo3_ffi::PyErr_SetObject(exc, m.as_ptr()),
-            None => {} // MemoryError already set
+        // On failure MemoryError is already set.
+        if let Some(m) = crate::pyutil::new_str(msg) {
+            pyo3_ffi::PyErr_SetObject(exc, m.as_ptr());
         }
     }
 }

@@ -406,13 +406,11 @@ fastcall! {
         let Some(id) = args::id(a[0]) else { return std::ptr::null_mut() };
         let code = if pyo3_ffi::PyUnicode_Check(a[1]) != 0 {
             let Some(src) = pyutil::str_to_string(a[1]) else { return std::ptr::null_mut() };
-            match CString::new(src) {
-                Ok(c) => Code::Source(c),
-                Err(_) => {
-                    args::set_error(pyo3_ffi::PyExc_ValueError, "source code cannot contain null bytes");
-                    return std::ptr::null_mut();
-                }
-            }
+            let Ok(c) = CString::new(src) else {
+                args::set_error(pyo3_ffi::PyExc_ValueError, "source code cannot contain null bytes");
+                return std::ptr::null_mut();
+            };
+            Code::Source(c)
         } else {
             let Some(data) = run::marshal_code(a[1]) else { return std::ptr::null_mut() };
             Code::Marshalled(data)
@@ -454,9 +452,10 @@ fastcall! {
         }
         let Some(kwargs) = namespace(a[3], fallback) else { return std::ptr::null_mut() };
         match run::in_interpreter(id, || run::call_in(&callable, &values, &kwargs, fallback)) {
-            Ok(out) => outcome(out, |v| match xi::from_value(&v) {
-                Some(obj) => obj.into_ptr(),
-                None => {
+            Ok(out) => outcome(out, |v| {
+                if let Some(obj) = xi::from_value(&v) {
+                    obj.into_ptr()
+                } else {
                     let why = ExcInfo::take_current();
                     raise::raise(Exc::NotShareable, &format!("the result could not be rebuilt here: {}", why.formatted))
                 }

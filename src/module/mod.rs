@@ -103,7 +103,7 @@ pub unsafe extern "C" fn PyInit__native() -> *mut PyObject {
     // SAFETY: CPython calls this with a GIL held; MODULE_DEF is only written here, before
     // CPython reads it, and the write is idempotent across interpreters.
     unsafe {
-        (*(&raw mut MODULE_DEF)).m_methods = methods();
+        MODULE_DEF.m_methods = methods();
         pyo3_ffi::PyModuleDef_Init(&raw mut MODULE_DEF)
     }
 }
