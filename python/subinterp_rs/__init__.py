@@ -310,8 +310,9 @@ def _shutdown() -> None:
 def _guard_fork(fork: Callable[[], int]) -> Callable[[], int]:
     """``os.fork`` that refuses while subinterpreters exist.
 
-    CPython 3.12 and 3.13 cannot fork then: their after-fork cleanup of subinterpreters in the
-    child hangs (3.12) or aborts (3.13). A clear error beats a dead child.
+    CPython cannot fork then: its after-fork cleanup of subinterpreters in the child hangs
+    (3.12), aborts (3.13) or segfaults (3.14) it, with the stdlib's interpreters as with
+    ours. A clear error beats a dead child.
     """
 
     def guarded_fork() -> int:
@@ -332,5 +333,5 @@ def _guard_fork(fork: Callable[[], int]) -> Callable[[], int]:
 if _native.get_current()[0] == _native.get_main()[0]:
     sys.excepthook = _note_uncaught(sys.excepthook)
     atexit.register(_shutdown)
-    if sys.version_info < (3, 14) and hasattr(os, "fork"):
+    if hasattr(os, "fork"):
         os.fork = _guard_fork(os.fork)
