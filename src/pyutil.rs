@@ -133,6 +133,13 @@ pub unsafe fn import_str(module: &str) -> Option<Owned> {
     // SAFETY: caller holds the GIL.
     unsafe {
         let name = new_str(module)?;
+        // A module already imported is a `sys.modules` look-up, much cheaper than `__import__`.
+        if let Some(m) = Owned::from_owned(pyo3_ffi::PyImport_GetModule(name.as_ptr())) {
+            return Some(m);
+        }
+        if !pyo3_ffi::PyErr_Occurred().is_null() {
+            return None;
+        }
         Owned::from_owned(pyo3_ffi::PyImport_Import(name.as_ptr()))
     }
 }

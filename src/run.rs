@@ -97,11 +97,7 @@ pub unsafe fn exec_in(code: &Code) -> Outcome<()> {
         let result = (|| {
             let globals = pyutil::main_dict()?;
             let code_obj = match code {
-                Code::Source(src) => Owned::from_owned(pyo3_ffi::Py_CompileString(
-                    src.as_ptr(),
-                    c"<script>".as_ptr(),
-                    pyo3_ffi::Py_file_input,
-                ))?,
+                Code::Source(src) => compile_cached(src)?,
                 Code::Marshalled(data) => Owned::from_owned(
                     pyo3_ffi::PyMarshal_ReadObjectFromString(data.as_ptr().cast(), data.len() as _),
                 )?,
@@ -116,6 +112,60 @@ pub unsafe fn exec_in(code: &Code) -> Outcome<()> {
             Some(_) => Outcome::Done(()),
             None => Outcome::Raised(ExcInfo::take_current()),
         }
+    }
+}
+
+/// Compiled sources kept per interpreter; cleared when it grows past this.
+const CODE_CACHE_MAX: isize = 256;
+
+/// Compiles `src` as `<script>`, reusing the code object of an earlier identical source in this
+/// interpreter (code objects are immutable, so running one twice is running the source twice).
+///
+/// # Safety
+/// The target interpreter's GIL is held.
+unsafe fn compile_cached(src: &CString) -> Option<Owned> {
+    // SAFETY: caller holds the GIL; the cache dict lives in this interpreter's state dict.
+    unsafe {
+        let state = pyo3_ffi::PyInterpreterState_GetDict(pyo3_ffi::PyInterpreterState_Get());
+        let compile = || {
+            Owned::from_owned(pyo3_ffi::Py_CompileString(
+                src.as_ptr(),
+                c"<script>".as_ptr(),
+                pyo3_ffi::Py_file_input,
+            ))
+        };
+        if state.is_null() {
+            return compile();
+        }
+        let mut cache = pyo3_ffi::PyDict_GetItemString(state, c"subinterp_rs.code_cache".as_ptr());
+        if cache.is_null() {
+            let fresh = Owned::from_owned(pyo3_ffi::PyDict_New())?;
+            if pyo3_ffi::PyDict_SetItemString(
+                state,
+                c"subinterp_rs.code_cache".as_ptr(),
+                fresh.as_ptr(),
+            ) < 0
+            {
+                return None;
+            }
+            cache = fresh.as_ptr(); // kept alive by the state dict
+        }
+        let key = Owned::from_owned(pyo3_ffi::PyUnicode_FromString(src.as_ptr()))?;
+        let hit = pyo3_ffi::PyDict_GetItemWithError(cache, key.as_ptr());
+        if let Some(hit) = std::ptr::NonNull::new(hit) {
+            return Some(Owned::from_borrowed(hit));
+        }
+        if !pyo3_ffi::PyErr_Occurred().is_null() {
+            return None;
+        }
+        let code = compile()?;
+        if pyo3_ffi::PyDict_Size(cache) >= CODE_CACHE_MAX {
+            pyo3_ffi::PyDict_Clear(cache);
+        }
+        if pyo3_ffi::PyDict_SetItem(cache, key.as_ptr(), code.as_ptr()) < 0 {
+            pyo3_ffi::PyErr_Clear();
+        }
+        Some(code)
     }
 }
 
