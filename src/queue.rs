@@ -45,7 +45,8 @@ struct State {
 /// One queue.
 pub struct Queue {
     id: i64,
-    maxsize: usize,
+    /// `<= 0`: unbounded (kept as given, like the stdlib).
+    maxsize: i64,
     default_unboundop: i32,
     state: Mutex<State>,
     not_empty: Condvar,
@@ -79,9 +80,9 @@ fn find(id: i64) -> Result<Arc<Queue>, QueueError> {
         .ok_or(QueueError::NotFound)
 }
 
-/// A new queue with one handle; `maxsize == 0` is unbounded.
+/// A new queue with one handle; `maxsize <= 0` is unbounded.
 #[must_use]
-pub fn create(maxsize: usize, default_unboundop: i32) -> i64 {
+pub fn create(maxsize: i64, default_unboundop: i32) -> i64 {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let q = Arc::new(Queue {
         id,
@@ -131,7 +132,7 @@ pub fn release(id: i64) -> Result<(), QueueError> {
 
 /// `(id, default unboundop, maxsize)` of every live queue, by id.
 #[must_use]
-pub fn list_all() -> Vec<(i64, i32, usize)> {
+pub fn list_all() -> Vec<(i64, i32, i64)> {
     let mut all: Vec<_> = queues()
         .as_ref()
         .map(|m| {
@@ -145,7 +146,7 @@ pub fn list_all() -> Vec<(i64, i32, usize)> {
 }
 
 /// The queue's `(maxsize, default unboundop)`.
-pub fn info(id: i64) -> Result<(usize, i32), QueueError> {
+pub fn info(id: i64) -> Result<(i64, i32), QueueError> {
     find(id).map(|q| (q.maxsize, q.default_unboundop))
 }
 
@@ -156,7 +157,7 @@ pub fn count(id: i64) -> Result<usize, QueueError> {
 
 /// Whether a bounded queue is full.
 pub fn is_full(id: i64) -> Result<bool, QueueError> {
-    find(id).map(|q| q.maxsize > 0 && q.lock().items.len() >= q.maxsize)
+    find(id).map(|q| q.maxsize > 0 && q.lock().items.len() as i64 >= q.maxsize)
 }
 
 /// Called when interpreter `interp` is being closed: its items become unbound.
@@ -302,7 +303,7 @@ pub unsafe fn put(
     // SAFETY: caller's contract.
     let mut st = unsafe {
         wait_until(&q, &q.not_full, st, deadline, |s| {
-            maxsize == 0 || s.items.len() < maxsize
+            maxsize <= 0 || (s.items.len() as i64) < maxsize
         })
     }
     .map_err(|e| {

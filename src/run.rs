@@ -201,11 +201,16 @@ pub unsafe fn call_in(
                 }
                 Some(d)
             };
-            Owned::from_owned(pyo3_ffi::PyObject_Call(
-                f.as_ptr(),
-                args_tuple.as_ptr(),
-                kw.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr),
-            ))
+            if pyo3_ffi::PyFunction_Check(f.as_ptr()) != 0 {
+                // A Python function brings its own frame and globals.
+                Owned::from_owned(pyo3_ffi::PyObject_Call(
+                    f.as_ptr(),
+                    args_tuple.as_ptr(),
+                    kw.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr),
+                ))
+            } else {
+                call_in_main_frame(&f, &args_tuple, kw.as_ref())
+            }
         })();
         match result {
             Some(obj) => match xi::to_value(obj.as_ptr(), fallback) {
@@ -213,6 +218,103 @@ pub unsafe fn call_in(
                 Err(e) => Outcome::NotShareable(format!("the result: {}", e.0)),
             },
             None => Outcome::Raised(ExcInfo::take_current()),
+        }
+    }
+}
+
+/// The file name of the one-line frame [`call_in_main_frame`] runs callables from.
+const CALL_FRAME_FILE: &std::ffi::CStr = c"<subinterp_rs.call>";
+
+/// Calls a builtin or other non-Python callable from a frame whose globals and locals are
+/// `__main__`'s, as the stdlib does: `eval`, `exec`, `dir`, `globals`, `vars` then work on
+/// the interpreter's `__main__`. The frame is dropped from tracebacks.
+///
+/// # Safety
+/// The target interpreter's GIL is held.
+unsafe fn call_in_main_frame(f: &Owned, args: &Owned, kwargs: Option<&Owned>) -> Option<Owned> {
+    const NAME: &std::ffi::CStr = c"__subinterp_rs_call__";
+    // SAFETY: caller holds the GIL; the builtins entry lives only during the call.
+    unsafe {
+        let globals = pyutil::main_dict()?;
+        let code = cached_call_code()?;
+        let kw = match kwargs {
+            Some(k) => Owned::from_borrowed(std::ptr::NonNull::new_unchecked(k.as_ptr())),
+            None => Owned::from_owned(pyo3_ffi::PyDict_New())?,
+        };
+        let packed = Owned::from_owned(pyo3_ffi::PyTuple_Pack(
+            3,
+            f.as_ptr(),
+            args.as_ptr(),
+            kw.as_ptr(),
+        ))?;
+        let builtins = pyo3_ffi::PyEval_GetBuiltins(); // borrowed
+        if pyo3_ffi::PyDict_SetItemString(builtins, NAME.as_ptr(), packed.as_ptr()) < 0 {
+            return None;
+        }
+        let result = Owned::from_owned(pyo3_ffi::PyEval_EvalCode(code.as_ptr(), globals, globals));
+        let saved = pyo3_ffi::PyErr_GetRaisedException();
+        if pyo3_ffi::PyDict_DelItemString(builtins, NAME.as_ptr()) < 0 {
+            pyo3_ffi::PyErr_Clear();
+        }
+        if !saved.is_null() {
+            drop_call_frame(saved, code.as_ptr());
+            pyo3_ffi::PyErr_SetRaisedException(saved);
+        }
+        result
+    }
+}
+
+/// `compile("__subinterp_rs_call__[0](*...[1], **...[2])", "<subinterp_rs.call>", "eval")`,
+/// once per interpreter.
+///
+/// # Safety
+/// The target interpreter's GIL is held.
+unsafe fn cached_call_code() -> Option<Owned> {
+    const KEY: &std::ffi::CStr = c"subinterp_rs.call_code";
+    // SAFETY: caller holds the GIL.
+    unsafe {
+        let state = pyo3_ffi::PyInterpreterState_GetDict(pyo3_ffi::PyInterpreterState_Get());
+        if !state.is_null() {
+            if let Some(hit) =
+                std::ptr::NonNull::new(pyo3_ffi::PyDict_GetItemString(state, KEY.as_ptr()))
+            {
+                return Some(Owned::from_borrowed(hit));
+            }
+        }
+        let code = Owned::from_owned(pyo3_ffi::Py_CompileString(
+            c"__subinterp_rs_call__[0](*__subinterp_rs_call__[1], **__subinterp_rs_call__[2])"
+                .as_ptr(),
+            CALL_FRAME_FILE.as_ptr(),
+            pyo3_ffi::Py_eval_input,
+        ))?;
+        if !state.is_null()
+            && pyo3_ffi::PyDict_SetItemString(state, KEY.as_ptr(), code.as_ptr()) < 0
+        {
+            pyo3_ffi::PyErr_Clear();
+        }
+        Some(code)
+    }
+}
+
+/// Removes the trampoline frame from the front of `exc`'s traceback.
+///
+/// # Safety
+/// The GIL is held; `exc` is an exception instance.
+unsafe fn drop_call_frame(exc: *mut PyObject, code: *mut PyObject) {
+    // SAFETY: caller holds the GIL; references are owned and dropped here.
+    unsafe {
+        let Some(tb) = Owned::from_owned(pyo3_ffi::PyException_GetTraceback(exc)) else {
+            return;
+        };
+        let is_ours = pyutil::getattr(tb.as_ptr(), c"tb_frame")
+            .and_then(|fr| pyutil::getattr(fr.as_ptr(), c"f_code"))
+            .is_some_and(|c| c.as_ptr() == code);
+        pyo3_ffi::PyErr_Clear();
+        if is_ours {
+            if let Some(next) = pyutil::getattr(tb.as_ptr(), c"tb_next") {
+                pyo3_ffi::PyException_SetTraceback(exc, next.as_ptr());
+            }
+            pyo3_ffi::PyErr_Clear();
         }
     }
 }

@@ -84,12 +84,8 @@ def _make_function(
     cells: tuple[Any, ...] | None,
 ) -> types.FunctionType:
     code = marshal.loads(code_bytes)
-    globals_ns: dict[str, Any]
-    mod = sys.modules.get(module) if module else None
-    if module in ("__main__", "__mp_main__") or mod is None:
-        globals_ns = vars(sys.modules["__main__"])
-    else:
-        globals_ns = vars(mod)
+    # Like the 3.14 stdlib, a function sent by value runs in the receiver's __main__.
+    globals_ns: dict[str, Any] = vars(sys.modules["__main__"])
     closure = tuple(types.CellType(v) for v in cells) if cells is not None else None
     func = types.FunctionType(code, globals_ns, name, defaults, closure)
     func.__kwdefaults__ = kwdefaults
@@ -117,7 +113,10 @@ def _function_by_value(func: types.FunctionType) -> tuple[Any, ...]:
 
 class _Pickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, closures: bool) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        # Positional on purpose: CPython 3.12.1 caches the keyword names of a C function in
+        # whichever interpreter first calls it with keywords, and crashes at exit when that
+        # was a subinterpreter.
+        super().__init__(file, pickle.HIGHEST_PROTOCOL)
         self._closures = closures
         self._main_path = _main_file()
 

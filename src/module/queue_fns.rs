@@ -46,7 +46,7 @@ fastcall! {
         if args::count(c"queue_create", a, 2, 2).is_none() { return std::ptr::null_mut(); }
         let Some(maxsize) = args::int(a[0], "maxsize") else { return std::ptr::null_mut() };
         let Some(op) = unboundop(a[1], false) else { return std::ptr::null_mut() };
-        args::integer(queue::create(usize::try_from(maxsize).unwrap_or(0), op))
+        args::integer(queue::create(maxsize, op))
     }
 }
 
@@ -79,7 +79,7 @@ fastcall! {
             if t.is_null() { pyo3_ffi::Py_DECREF(list); return std::ptr::null_mut(); }
             pyo3_ffi::PyTuple_SetItem(t, 0, args::integer(id));
             pyo3_ffi::PyTuple_SetItem(t, 1, args::integer(i64::from(op)));
-            pyo3_ffi::PyTuple_SetItem(t, 2, args::integer(maxsize as i64));
+            pyo3_ffi::PyTuple_SetItem(t, 2, args::integer(maxsize));
             pyo3_ffi::PyList_Append(list, t);
             pyo3_ffi::Py_DECREF(t);
         }
@@ -117,7 +117,12 @@ fastcall! {
         let (obj, op) = match queue::get(id, block, timeout) {
             Ok(Got::Value(v)) => match xi::from_value(&v) {
                 Some(o) => (o.into_ptr(), args::none()),
-                None => return std::ptr::null_mut(),
+                None => {
+                    return raise::raise_from_current(
+                        Exc::NotShareable,
+                        &format!("an item of queue {id} cannot be rebuilt in this interpreter"),
+                    )
+                }
             },
             Ok(Got::Unbound(op)) => (args::none(), args::integer(i64::from(op))),
             Err(e) => return queue_error(id, e),
@@ -135,7 +140,7 @@ fastcall! {
     fn queue_get_maxsize(a) {
         if args::count(c"queue_get_maxsize", a, 1, 1).is_none() { return std::ptr::null_mut(); }
         let Some(id) = args::int(a[0], "qid") else { return std::ptr::null_mut() };
-        match queue::info(id) { Ok((m, _)) => args::integer(m as i64), Err(e) => queue_error(id, e) }
+        match queue::info(id) { Ok((m, _)) => args::integer(m), Err(e) => queue_error(id, e) }
     }
 }
 

@@ -70,6 +70,28 @@ pub unsafe fn raise(kind: Exc, msg: &str) -> *mut PyObject {
     std::ptr::null_mut()
 }
 
+/// Raises `kind(msg)` with the currently raised exception as its `__cause__`; returns null.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn raise_from_current(kind: Exc, msg: &str) -> *mut PyObject {
+    // SAFETY: the GIL is held; references are owned and handed to CPython as documented.
+    unsafe {
+        let cause = pyo3_ffi::PyErr_GetRaisedException();
+        raise(kind, msg);
+        if !cause.is_null() {
+            let exc = pyo3_ffi::PyErr_GetRaisedException();
+            if exc.is_null() {
+                pyo3_ffi::Py_DECREF(cause);
+            } else {
+                pyo3_ffi::PyException_SetCause(exc, cause); // steals `cause`
+                pyo3_ffi::PyErr_SetRaisedException(exc);
+            }
+        }
+    }
+    std::ptr::null_mut()
+}
+
 /// Raises `ExecutionFailed(excinfo)`; returns null.
 ///
 /// # Safety
