@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
@@ -64,6 +65,49 @@ fn with_table<R>(f: impl FnOnce(&mut HashMap<i64, Record>) -> R) -> R {
     f(table().get_or_insert_with(HashMap::new))
 }
 
+/// Held for writing while an interpreter of ours is added to or removed from CPython's list
+/// of interpreters, and for reading while that list is walked: walking it unlocked races with
+/// `Py_EndInterpreter` freeing an entry (a segfault on 3.12). Nobody waits for it while
+/// holding a GIL.
+static LIFECYCLE: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// How many closes this thread is inside (finalizing an interpreter runs `__del__`s that
+    /// may drop handles of other interpreters).
+    static CLOSING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Interpreters whose close was asked for while this process was inside another close.
+static DEFERRED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+/// Whether this thread is inside a close.
+pub fn closing_here() -> bool {
+    CLOSING.with(std::cell::Cell::get) > 0
+}
+
+/// Takes [`LIFECYCLE`] for writing. Call with no GIL held.
+pub fn lifecycle_write() -> RwLockWriteGuard<'static, ()> {
+    LIFECYCLE.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Tries to take [`LIFECYCLE`] for reading for up to `patience`; `None` if a create or close
+/// held it all along (the caller then lists what the registry knows).
+pub fn lifecycle_read(patience: Duration) -> Option<RwLockReadGuard<'static, ()>> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match LIFECYCLE.try_read() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+}
+
 /// A token per OS thread; when the thread exits, its cached thread states become orphans.
 struct ThreadToken(u64);
 
@@ -94,8 +138,8 @@ fn thread_key() -> Option<u64> {
     TOKEN.try_with(|t| t.0).ok()
 }
 
-/// Adds an owned interpreter.
-pub fn register(si: Subinterpreter, whence: i64) -> i64 {
+/// Adds an owned interpreter with `handles` handle references already taken.
+pub fn register(si: Subinterpreter, whence: i64, handles: usize) -> i64 {
     let id = si.id();
     let istate = si.as_ptr() as usize;
     with_table(|t| {
@@ -105,7 +149,7 @@ pub fn register(si: Subinterpreter, whence: i64) -> i64 {
                 si: Some(si),
                 istate,
                 whence,
-                handles: 0,
+                handles,
                 running: false,
                 running_thread: 0,
                 closing: false,
@@ -272,8 +316,28 @@ pub enum DestroyError {
     Core(Error),
 }
 
-/// Destroys our interpreter `id`, deleting its cached thread states first.
+/// Destroys our interpreter `id`, deleting its cached thread states first. Asked from inside
+/// another close (a `__del__` run by finalization), it is done right after that close.
 pub fn destroy(id: i64) -> Result<(), DestroyError> {
+    if closing_here() {
+        if with_table(|t| t.contains_key(&id)) {
+            DEFERRED
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(id);
+            return Ok(());
+        }
+        return Err(DestroyError::NotFound);
+    }
+    let result = destroy_now(id);
+    let deferred = std::mem::take(&mut *DEFERRED.lock().unwrap_or_else(PoisonError::into_inner));
+    for other in deferred {
+        let _ = destroy_now(other);
+    }
+    result
+}
+
+fn destroy_now(id: i64) -> Result<(), DestroyError> {
     let (mut si, tstates) = with_table(|t| {
         let rec = t.get_mut(&id).ok_or(DestroyError::NotFound)?;
         if rec.closing || rec.si.is_none() {
@@ -326,7 +390,11 @@ fn close_taken(
     if live > 0 {
         return Err(DestroyError::BuffersInUse(live));
     }
-    si.try_close().map_err(|e| match e {
+    let _listing_waits = lifecycle_write();
+    CLOSING.with(|c| c.set(c.get() + 1));
+    let result = si.try_close();
+    CLOSING.with(|c| c.set(c.get() - 1));
+    result.map_err(|e| match e {
         Error::Running => DestroyError::Running,
         other => DestroyError::Core(other),
     })

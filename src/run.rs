@@ -73,7 +73,10 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
         pyo3_ffi::PyEval_RestoreThread(saved);
         let close_now = registry::end_run(&run, cacheable.then_some(ts));
         if close_now {
+            // Closing waits for the lifecycle lock: never while holding a GIL.
+            let caller = tstate::detach();
             let _ = registry::destroy(id);
+            tstate::reattach(caller);
         }
         out.ok_or(BeginError::Running)
     }
@@ -215,7 +218,16 @@ pub unsafe fn call_in(
         match result {
             Some(obj) => match xi::to_value(obj.as_ptr(), fallback) {
                 Ok(v) => Outcome::Done(v),
-                Err(e) => Outcome::NotShareable(format!("the result: {}", e.0)),
+                Err(xi::NotShareable(Some(why))) => {
+                    Outcome::NotShareable(format!("the result: {why}"))
+                }
+                Err(xi::NotShareable(None)) => {
+                    let why = ExcInfo::take_current();
+                    Outcome::NotShareable(format!(
+                        "the result could not be pickled: {}",
+                        why.formatted
+                    ))
+                }
             },
             None => Outcome::Raised(ExcInfo::take_current()),
         }
@@ -316,6 +328,31 @@ unsafe fn drop_call_frame(exc: *mut PyObject, code: *mut PyObject) {
             }
             pyo3_ffi::PyErr_Clear();
         }
+    }
+}
+
+/// Runs `src` in a fresh namespace (not `__main__`), ignoring errors: for our own set-up code.
+///
+/// # Safety
+/// The target interpreter's GIL is held.
+pub unsafe fn run_private(src: &std::ffi::CStr) {
+    // SAFETY: caller holds the GIL; the namespace is ours and dropped here.
+    unsafe {
+        if let Some(ns) = Owned::from_owned(pyo3_ffi::PyDict_New()) {
+            pyo3_ffi::PyDict_SetItemString(
+                ns.as_ptr(),
+                c"__builtins__".as_ptr(),
+                pyo3_ffi::PyEval_GetBuiltins(),
+            );
+            let r = pyo3_ffi::PyRun_String(
+                src.as_ptr(),
+                pyo3_ffi::Py_file_input,
+                ns.as_ptr(),
+                ns.as_ptr(),
+            );
+            drop(Owned::from_owned(r));
+        }
+        pyo3_ffi::PyErr_Clear();
     }
 }
 

@@ -59,9 +59,11 @@ pub enum Fallback {
     PickleClosures,
 }
 
-/// Why a value could not cross, as text for `NotShareableError`.
+/// Why a value could not cross: text for `NotShareableError`, or `None` when a
+/// `BaseException` that is not an `Exception` (`KeyboardInterrupt`, `SystemExit`) interrupted
+/// pickling: it is left raised, to propagate as it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotShareable(pub String);
+pub struct NotShareable(pub Option<String>);
 
 /// Whether `obj` crosses without pickle.
 ///
@@ -149,10 +151,10 @@ pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value, 
         }
         pyo3_ffi::PyErr_Clear();
         if fallback == Fallback::SharedOnly {
-            return Err(NotShareable(format!(
+            return Err(NotShareable(Some(format!(
                 "{} object is not shareable between interpreters",
                 pyutil::type_name(obj)
-            )));
+            ))));
         }
         if let Some((module, qualname)) = importable_name(obj) {
             return Ok(Value::Ref { module, qualname });
@@ -225,14 +227,22 @@ unsafe fn pickle(obj: *mut PyObject, closures: bool) -> Result<Vec<u8>, NotShare
                 let len = pyo3_ffi::PyBytes_Size(data.as_ptr()) as usize;
                 Ok(std::slice::from_raw_parts(ptr, len).to_vec())
             }
-            Some(_) => Err(NotShareable("_crossing.dumps returned a non-bytes".into())),
+            Some(_) => Err(NotShareable(Some(
+                "_crossing.dumps returned a non-bytes".into(),
+            ))),
             None => {
+                let raised = pyo3_ffi::PyErr_Occurred();
+                if !raised.is_null()
+                    && pyo3_ffi::PyErr_GivenExceptionMatches(raised, pyo3_ffi::PyExc_Exception) == 0
+                {
+                    return Err(NotShareable(None));
+                }
                 let why = ExcText::take();
-                Err(NotShareable(format!(
+                Err(NotShareable(Some(format!(
                     "{} object is not shareable between interpreters and could not be \
                      pickled: {why}",
                     pyutil::type_name(obj)
-                )))
+                ))))
             }
         }
     }

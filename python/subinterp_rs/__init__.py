@@ -198,6 +198,11 @@ class Subinterpreter:
     def __hash__(self) -> int:
         return hash(self._id)
 
+    def __reduce__(self) -> tuple[Callable[[int], Subinterpreter], tuple[int]]:
+        # A copy (pickled into another interpreter, or copy.copy) never owns: only the
+        # handle create() returned closes the interpreter.
+        return (_non_owning, (self._id,))
+
     def _check_open(self) -> int:
         if self._id < 0:
             raise InterpreterError("the subinterpreter is closed; create a new one")
@@ -273,6 +278,11 @@ class Subinterpreter:
                 pass
 
 
+def _non_owning(id: int) -> Subinterpreter:
+    """A non-owning handle to interpreter ``id`` (what copies and pickles of handles are)."""
+    return Subinterpreter._wrap(id, False)
+
+
 _exit_status = 0
 
 
@@ -307,23 +317,27 @@ def _shutdown() -> None:
         os._exit(_exit_status)
 
 
-def _guard_fork(fork: Callable[[], int]) -> Callable[[], int]:
-    """``os.fork`` that refuses while subinterpreters exist.
+def _refuse_fork_while_subinterpreters_live() -> None:
+    others = [i for i, _ in _native.list_all() if i != _native.get_main()[0]]
+    if others:
+        raise InterpreterError(
+            f"cannot fork while {len(others)} subinterpreter(s) are alive "
+            f"(ids {others}): CPython's after-fork cleanup crashes the child. "
+            "Close them first, or use the 'spawn' or 'forkserver' start methods."
+        )
+
+
+def _guard(fork: Callable[..., Any]) -> Callable[..., Any]:
+    """``fork`` (``os.fork``, ``os.forkpty``) that refuses while subinterpreters exist.
 
     CPython cannot fork then: its after-fork cleanup of subinterpreters in the child hangs
     (3.12), aborts (3.13) or segfaults (3.14) it, with the stdlib's interpreters as with
     ours. A clear error beats a dead child.
     """
 
-    def guarded_fork() -> int:
-        others = [i for i, _ in _native.list_all() if i != _native.get_main()[0]]
-        if others:
-            raise InterpreterError(
-                f"cannot fork while {len(others)} subinterpreter(s) are alive "
-                f"(ids {others}): CPython's after-fork cleanup crashes the child. "
-                "Close them first, or use the 'spawn' or 'forkserver' start methods."
-            )
-        return fork()
+    def guarded_fork(*args: Any) -> Any:
+        _refuse_fork_while_subinterpreters_live()
+        return fork(*args)
 
     guarded_fork.__doc__ = fork.__doc__
     guarded_fork.__wrapped__ = fork  # type: ignore[attr-defined]
@@ -333,5 +347,31 @@ def _guard_fork(fork: Callable[[], int]) -> Callable[[], int]:
 if _native.get_current()[0] == _native.get_main()[0]:
     sys.excepthook = _note_uncaught(sys.excepthook)
     atexit.register(_shutdown)
-    if hasattr(os, "fork"):
-        os.fork = _guard_fork(os.fork)
+    for _name in ("fork", "forkpty"):
+        if hasattr(os, _name):
+            setattr(os, _name, _guard(getattr(os, _name)))
+
+
+def _guard_preexec(fork_exec: Callable[..., Any]) -> Callable[..., Any]:
+    """``_posixsubprocess.fork_exec`` that refuses a ``preexec_fn`` (the only callable argument,
+    which makes the child run CPython's after-fork cleanup) while subinterpreters exist."""
+
+    def guarded_fork_exec(*args: Any) -> Any:
+        if any(callable(a) for a in args):
+            _refuse_fork_while_subinterpreters_live()
+        return fork_exec(*args)
+
+    guarded_fork_exec.__wrapped__ = fork_exec  # type: ignore[attr-defined]
+    return guarded_fork_exec
+
+
+if _native.get_current()[0] == _native.get_main()[0]:
+    try:
+        import _posixsubprocess
+        import subprocess
+    except ImportError:
+        pass
+    else:
+        _posixsubprocess.fork_exec = _guard_preexec(_posixsubprocess.fork_exec)
+        if hasattr(subprocess, "_fork_exec"):
+            subprocess._fork_exec = _posixsubprocess.fork_exec

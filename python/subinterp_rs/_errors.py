@@ -34,7 +34,7 @@ class InterpreterNotFoundError(InterpreterError):
     """An interpreter was not found (never existed, or already closed)."""
 
 
-class NotShareableError(ValueError):
+class NotShareableError(ValueError, TypeError):
     """An object cannot cross to another interpreter (not shareable, and pickle failed)."""
 
 
@@ -97,7 +97,7 @@ class ExecutionFailed(InterpreterError):
         return (type(self), (self.excinfo,))
 
 
-class QueueError(InterpreterError):
+class QueueError(InterpreterError, RuntimeError):
     """A cross-interpreter queue operation failed."""
 
 

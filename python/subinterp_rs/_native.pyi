@@ -43,6 +43,9 @@ def create(
 ) -> int:
     """Create an interpreter owned by the process-wide registry; return its id.
 
+    With ``WHENCE_STDLIB`` it starts with one handle reference (see ``incref``), which the
+    caller hands over to its handle object and then drops with ``decref``.
+
     ``gil`` is ``"default"``, ``"shared"`` or ``"own"``; ``whence`` is what ``whence()`` will
     report for it (``WHENCE_STDLIB`` for the PEP 734 facade, ``WHENCE_CAPI`` otherwise).
     Invalid combinations raise ``ValueError`` before CPython sees them.

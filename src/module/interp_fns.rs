@@ -99,6 +99,15 @@ unsafe fn outcome<T>(out: Outcome<T>, ok: impl FnOnce(T) -> *mut PyObject) -> *m
     }
 }
 
+/// Raises `NotShareableError("what: why")`, or leaves a propagating `BaseException` raised.
+pub(super) unsafe fn not_shareable(what: &str, e: &xi::NotShareable) -> *mut PyObject {
+    match &e.0 {
+        // SAFETY: the GIL is held.
+        Some(why) => unsafe { raise::raise(Exc::NotShareable, &format!("{what}: {why}")) },
+        None => std::ptr::null_mut(),
+    }
+}
+
 /// A `dict[str, object]` as `(name, Value)` pairs.
 unsafe fn namespace(obj: *mut PyObject, fallback: Fallback) -> Option<Vec<(String, Value)>> {
     // SAFETY: the GIL is held; PyDict_Next yields borrowed references.
@@ -126,7 +135,7 @@ unsafe fn namespace(obj: *mut PyObject, fallback: Fallback) -> Option<Vec<(Strin
             match xi::to_value(value, fallback) {
                 Ok(v) => out.push((name, v)),
                 Err(e) => {
-                    raise::raise(Exc::NotShareable, &format!("{name}: {}", e.0));
+                    not_shareable(&name, &e);
                     return None;
                 }
             }
@@ -161,13 +170,24 @@ fastcall! {
             return std::ptr::null_mut();
         }
         let paths = sys_path();
-        match Subinterpreter::create(&cfg) {
-            Ok(si) => {
-                let id = registry::register(si, w);
+        // The facade's interpreters start with one handle reference (the stdlib's
+        // `reqrefs`), so nothing can close them between creation and their first handle.
+        let handles = usize::from(w == whence::STDLIB);
+        let saved = tstate::detach();
+        let guard = registry::lifecycle_write();
+        let created = Subinterpreter::create(&cfg)
+            .map(|si| registry::register(si, w, handles));
+        drop(guard);
+        tstate::reattach(saved);
+        match created {
+            Ok(id) => {
                 // The new interpreter sees the modules its creator sees (script directory,
                 // test roots, ...): its `sys.path` starts as a copy of the creator's.
                 if let Some(paths) = paths {
                     let _ = run::in_interpreter(id, || set_sys_path(&paths));
+                }
+                if cfg.allow_fork {
+                    let _ = run::in_interpreter(id, || run::run_private(FORK_GUARD));
                 }
                 args::integer(id)
             }
@@ -175,6 +195,18 @@ fastcall! {
         }
     }
 }
+
+/// Installed in interpreters whose config allows fork: CPython only forks from the main
+/// interpreter (a child forked from a subinterpreter dies with a fatal error).
+const FORK_GUARD: &std::ffi::CStr = c"import os
+def _refuse(*args, **kwargs):
+    raise RuntimeError('os.fork() in a subinterpreter kills the child: CPython can only '
+                       'fork from the main interpreter; fork there, or use subprocess '
+                       'without preexec_fn')
+for _name in ('fork', 'forkpty'):
+    if hasattr(os, _name):
+        setattr(os, _name, _refuse)
+";
 
 /// The current interpreter's `sys.path` entries that are `str`.
 unsafe fn sys_path() -> Option<Vec<String>> {
@@ -215,6 +247,41 @@ unsafe fn set_sys_path(paths: &[String]) {
             pyo3_ffi::PyList_SetSlice(path, 0, pyo3_ffi::PyList_Size(path), new.as_ptr());
         }
         pyo3_ffi::PyErr_Clear();
+    }
+}
+
+/// `(id, whence)` of every interpreter, by id. Walks CPython's list under the registry's
+/// lifecycle lock; if a create or close holds it for long (e.g. a close joining threads),
+/// lists main and our own interpreters instead.
+unsafe fn all_interpreters() -> Vec<(i64, i64)> {
+    // SAFETY: the GIL is held on entry and on return; it is released while waiting.
+    unsafe {
+        // Inside a close on this thread (a finalizer listing), the lock is ours: don't wait.
+        let patience = if registry::closing_here() {
+            std::time::Duration::ZERO
+        } else {
+            std::time::Duration::from_secs(1)
+        };
+        let saved = tstate::detach();
+        let guard = registry::lifecycle_read(patience);
+        tstate::reattach(saved);
+        let mut all = Vec::new();
+        if guard.is_some() {
+            let mut i = pyo3_ffi::PyInterpreterState_Head();
+            while !i.is_null() {
+                let id = pyo3_ffi::PyInterpreterState_GetID(i);
+                all.push((id, whence_of(id, i)));
+                i = pyo3_ffi::PyInterpreterState_Next(i);
+            }
+        } else {
+            all.push((0, whence::RUNTIME));
+            for id in registry::ids() {
+                all.push((id, registry::whence_of(id).unwrap_or(whence::CAPI)));
+            }
+        }
+        drop(guard);
+        all.sort_unstable();
+        all
     }
 }
 
@@ -275,14 +342,7 @@ fastcall! {
     /// `list_all() -> [(id, whence)]`
     fn list_all(a) {
         if args::count(c"list_all", a, 0, 0).is_none() { return std::ptr::null_mut(); }
-        let mut all = Vec::new();
-        let mut i = pyo3_ffi::PyInterpreterState_Head();
-        while !i.is_null() {
-            let id = pyo3_ffi::PyInterpreterState_GetID(i);
-            all.push((id, whence_of(id, i)));
-            i = pyo3_ffi::PyInterpreterState_Next(i);
-        }
-        all.sort_unstable();
+        let all = all_interpreters();
         let list = pyo3_ffi::PyList_New(0);
         if list.is_null() { return list; }
         for (id, w) in all {
@@ -436,7 +496,7 @@ fastcall! {
         }
         let callable = match xi::to_value(a[1], fallback) {
             Ok(v) => v,
-            Err(e) => return raise::raise(Exc::NotShareable, &format!("callable: {}", e.0)),
+            Err(e) => return not_shareable("callable", &e),
         };
         let args_obj = a[2];
         if pyo3_ffi::PyTuple_Check(args_obj) == 0 {
@@ -447,7 +507,7 @@ fastcall! {
         for i in 0..pyo3_ffi::PyTuple_Size(args_obj) {
             match xi::to_value(pyo3_ffi::PyTuple_GetItem(args_obj, i), fallback) {
                 Ok(v) => values.push(v),
-                Err(e) => return raise::raise(Exc::NotShareable, &format!("argument {}: {}", i + 1, e.0)),
+                Err(e) => return not_shareable(&format!("argument {}", i + 1), &e),
             }
         }
         let Some(kwargs) = namespace(a[3], fallback) else { return std::ptr::null_mut() };

@@ -97,7 +97,7 @@ fastcall! {
         let Some(timeout) = args::timeout(a[4]) else { return std::ptr::null_mut() };
         let value = match xi::to_value(a[1], Fallback::Pickle) {
             Ok(v) => v,
-            Err(e) => return raise::raise(Exc::NotShareable, &e.0),
+            Err(e) => return super::interp_fns::not_shareable("item", &e),
         };
         let interp = pyo3_ffi::PyInterpreterState_GetID(pyo3_ffi::PyInterpreterState_Get());
         match queue::put(id, value, interp, op, block, timeout) {

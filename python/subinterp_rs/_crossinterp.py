@@ -1,0 +1,237 @@
+"""Bits shared by the PEP 734 facade's interpreters and queues.
+
+The ``UNBOUND*`` markers: what ``Queue.get()`` does with an item whose interpreter was
+destroyed (the stdlib's ``concurrent.interpreters._crossinterp``), mapped onto the native
+module's flags; and turning an ``Interpreter.exec()`` argument into a code object the way the
+3.14 stdlib does.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from types import CodeType, FunctionType
+from typing import Final, final
+
+from . import _native
+from ._errors import ItemInterpreterDestroyed
+
+__all__ = [
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
+    "UnboundItem",
+    "UnboundOp",
+    "check_timeout",
+    "resolve_unbound",
+    "script_code",
+    "serialize_unbound",
+    "unbound_from_flag",
+]
+
+_MODULE: Final = "subinterp_rs.interpreters"
+
+
+@final
+class UnboundItem:
+    """Represents a queue item no longer bound to an interpreter: ``UNBOUND``.
+
+    An item is unbound when the interpreter that put it in the queue is destroyed.
+    ``Queue.get()`` returns ``UNBOUND`` in its place (the default behaviour). There is one
+    instance: ``UnboundItem()`` returns it.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls) -> UnboundItem:
+        return UNBOUND
+
+    def __repr__(self) -> str:
+        return f"{_MODULE}.UNBOUND"
+
+    def __reduce__(self) -> str:
+        return "UNBOUND"
+
+    def __copy__(self) -> UnboundItem:
+        return self
+
+    def __deepcopy__(self, memo: object) -> UnboundItem:
+        return self
+
+
+@final
+class UnboundOp:
+    """A ``unbounditems`` policy other than ``UNBOUND``: ``UNBOUND_ERROR`` or
+    ``UNBOUND_REMOVE``. There is one instance of each."""
+
+    __slots__ = ("_name",)
+
+    _name: str
+
+    def __new__(cls, name: str) -> UnboundOp:
+        """``UnboundOp("UNBOUND_ERROR")`` is ``UNBOUND_ERROR``; likewise ``UNBOUND_REMOVE``."""
+        try:
+            return _UNBOUND_OPS[name]
+        except KeyError:
+            raise ValueError(
+                f"unknown unbound op {name!r}: use {_MODULE}.UNBOUND_ERROR or "
+                f"{_MODULE}.UNBOUND_REMOVE"
+            ) from None
+
+    @classmethod
+    def _make(cls, name: str) -> UnboundOp:
+        self = object.__new__(cls)
+        self._name = name
+        _UNBOUND_OPS[name] = self
+        return self
+
+    def __repr__(self) -> str:
+        return f"{_MODULE}.{self._name}"
+
+    def __reduce__(self) -> str:
+        return self._name
+
+    def __copy__(self) -> UnboundOp:
+        return self
+
+    def __deepcopy__(self, memo: object) -> UnboundOp:
+        return self
+
+
+_UNBOUND_OPS: dict[str, UnboundOp] = {}
+
+UNBOUND: Final[UnboundItem] = object.__new__(UnboundItem)
+"""``get()`` returns this in place of an item whose interpreter was destroyed."""
+UNBOUND_ERROR: Final[UnboundOp] = UnboundOp._make("UNBOUND_ERROR")
+"""``get()`` raises ``ItemInterpreterDestroyed`` for an item whose interpreter was destroyed."""
+UNBOUND_REMOVE: Final[UnboundOp] = UnboundOp._make("UNBOUND_REMOVE")
+"""An item whose interpreter is destroyed is removed from the queue at once."""
+
+
+def serialize_unbound(unbounditems: object) -> int:
+    """The native flag of an ``unbounditems`` value (``NotImplementedError`` like the stdlib
+    for anything else)."""
+    if unbounditems is UNBOUND:
+        return _native.UNBOUND_REPLACE
+    if unbounditems is UNBOUND_ERROR:
+        return _native.UNBOUND_ERROR
+    if unbounditems is UNBOUND_REMOVE:
+        return _native.UNBOUND_REMOVE
+    raise NotImplementedError(
+        f"unsupported unbound replacement op {unbounditems!r}; use UNBOUND, UNBOUND_ERROR "
+        "or UNBOUND_REMOVE (from subinterp_rs.interpreters)"
+    )
+
+
+def unbound_from_flag(flag: int) -> UnboundItem | UnboundOp:
+    """The ``unbounditems`` value of a native flag."""
+    if flag == _native.UNBOUND_REPLACE:
+        return UNBOUND
+    if flag == _native.UNBOUND_ERROR:
+        return UNBOUND_ERROR
+    if flag == _native.UNBOUND_REMOVE:
+        return UNBOUND_REMOVE
+    raise NotImplementedError(f"unsupported unbound replacement op {flag!r}")
+
+
+def resolve_unbound(flag: int) -> UnboundItem:
+    """What ``get()`` gives for an unbound item of this flag: ``UNBOUND``, or raise."""
+    if flag == _native.UNBOUND_REPLACE:
+        return UNBOUND
+    if flag == _native.UNBOUND_ERROR:
+        raise ItemInterpreterDestroyed("item's original interpreter destroyed")
+    # UNBOUND_REMOVE items never come out of a queue.
+    raise NotImplementedError(f"unsupported unbound replacement op {flag!r}")
+
+
+# The longest wait the native side is asked for; longer ones (and inf) mean "forever".
+_TIMEOUT_MAX: Final = float(threading.TIMEOUT_MAX)
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """Validate a queue timeout: ``None`` (or an endless one) blocks forever, otherwise a
+    non-negative number of seconds, kept exact (no truncation to whole seconds)."""
+    if timeout is None:
+        return None
+    value = float(timeout)  # TypeError/ValueError for non-numbers, like the stdlib's int()
+    if math.isnan(value):
+        raise ValueError("timeout value must be a number of seconds, got nan")
+    if value < 0:
+        raise ValueError("timeout value must be non-negative")
+    if value >= _TIMEOUT_MAX:
+        return None
+    return value
+
+
+# -- Interpreter.exec() scripts ------------------------------------------------------------------
+
+_CO_VARARGS: Final = 0x0004
+_CO_VARKEYWORDS: Final = 0x0008
+_CO_GENERATOR: Final = 0x0020
+_CO_COROUTINE: Final = 0x0080
+_CO_ITERABLE_COROUTINE: Final = 0x0100
+_CO_ASYNC_GENERATOR: Final = 0x0200
+_CO_NOT_A_SCRIPT: Final = (
+    _CO_GENERATOR | _CO_COROUTINE | _CO_ITERABLE_COROUTINE | _CO_ASYNC_GENERATOR
+)
+
+
+_LOAD_CONSTANT_OPS: Final = frozenset({"LOAD_CONST", "LOAD_COMMON_CONSTANT"})  # 3.15: the latter
+
+
+def _loads_none(ins: object) -> bool:
+    opname = getattr(ins, "opname", None)
+    return opname in _LOAD_CONSTANT_OPS and getattr(ins, "argval", 0) is None
+
+
+def _returns_only_none(code: CodeType) -> bool:
+    # The same check as CPython's _PyCode_ReturnsOnlyNone(): every return returns None.
+    import dis  # only needed for functions and code objects
+
+    prev: dis.Instruction | None = None
+    for ins in dis.get_instructions(code):
+        if ins.opname == "RETURN_CONST":  # 3.12, 3.13
+            if ins.argval is not None:
+                return False
+        elif ins.opname == "RETURN_VALUE" and not _loads_none(prev):
+            return False
+        prev = ins
+    return True
+
+
+def _verify_script(code: CodeType) -> None:
+    if code.co_freevars:
+        raise ValueError("closures not supported")
+    if (
+        code.co_argcount
+        or code.co_posonlyargcount
+        or code.co_kwonlyargcount
+        or code.co_flags & (_CO_VARARGS | _CO_VARKEYWORDS)
+    ):
+        raise ValueError("code with args not supported")
+    if code.co_flags & _CO_NOT_A_SCRIPT or not _returns_only_none(code):
+        raise ValueError("code that returns a value is not a script")
+
+
+def script_code(script: object) -> CodeType:
+    """The code object ``Interpreter.exec()`` runs for ``script``, as the 3.14 stdlib does.
+
+    Source (``str`` or a buffer) is compiled here, in the calling interpreter, as
+    ``<script>`` (a ``SyntaxError`` is raised here); a function stands for its body (it must
+    take no arguments, have no closure and return nothing), run with the target's
+    ``__main__`` as globals; a code object must satisfy the same rules.
+    """
+    if isinstance(script, str | bytes | bytearray | memoryview):
+        # Never inherit this module's __future__ flags (annotations!); keep asserts.
+        return compile(script, "<script>", "exec", dont_inherit=True, optimize=0)
+    if isinstance(script, FunctionType):
+        code = script.__code__
+    elif isinstance(script, CodeType):
+        code = script
+    else:
+        raise TypeError(
+            f"unsupported script {script!r}: pass source code (str), a function without "
+            "arguments, or a code object"
+        )
+    _verify_script(code)
+    return code

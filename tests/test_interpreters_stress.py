@@ -1,0 +1,329 @@
+"""The PEP 734 facade under load.
+
+A port of CPython's ``Lib/test/test_interpreters/test_stress.py`` (3.14), plus parallel calls,
+queue traffic and create/close churn. Sized to take seconds; ``SUBINTERP_SOAK=1`` scales
+everything up (``scripts/soak.py``-style runs of minutes).
+"""
+
+import gc
+import threading
+import time
+
+import pytest
+from subinterp_rs import interpreters
+from subinterp_rs.interpreters import ExecutionFailed, InterpreterError
+from support_interpreters import (
+    SOAK,
+    assert_clean_exit,
+    clean_interpreters,  # noqa: F401  (fixture)
+    interp_exists,
+    run_script,
+    scaled,
+)
+
+pytestmark = pytest.mark.usefixtures("clean_interpreters")
+
+JOIN_TIMEOUT = 300 if SOAK else 60
+
+
+def start_and_join(threads):
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(JOIN_TIMEOUT)
+        assert not t.is_alive(), "thread still running (hang?)"
+
+
+def test_create_many_sequential():
+    before = {i.id for i in interpreters.list_all()}
+    alive = [interpreters.create() for _ in range(scaled(20, 100))]
+    assert len({interp.id for interp in alive}) == len(alive)
+    assert {i.id for i in interpreters.list_all()} == before | {i.id for i in alive}
+    del alive
+    gc.collect()
+    assert {i.id for i in interpreters.list_all()} == before
+
+
+def test_create_many_threaded():
+    size = scaled(16, 200)
+    before = {i.id for i in interpreters.list_all()}
+    alive = []
+    errors = []
+    start = threading.Event()
+
+    def task():
+        # Try to create all interpreters simultaneously.
+        if not start.wait(30):
+            raise TimeoutError
+        try:
+            interp = interpreters.create()
+            interp.exec("x = 1")
+            alive.append(interp)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=task) for _ in range(size)]
+    for t in threads:
+        t.start()
+    start.set()
+    for t in threads:
+        t.join(JOIN_TIMEOUT)
+    assert errors == []
+    assert len(alive) == size
+    assert len({i.id for i in alive}) == size
+    alive.clear()
+    gc.collect()
+    assert {i.id for i in interpreters.list_all()} == before
+
+
+def test_many_threads_running_interp_in_other_interp():
+    size = scaled(8, 100)
+    start = threading.Event()
+    interp = interpreters.create()
+    script = f"""if True:
+        from subinterp_rs import interpreters
+        interpreters.Interpreter({interp.id}).exec('1')
+        """
+    successes = []
+    failures = []
+
+    def run():
+        other = interpreters.create()
+        if not start.wait(30):
+            raise TimeoutError
+        retries = 0
+        while True:
+            try:
+                other.exec(script)
+            except ExecutionFailed as exc:
+                # The target runs in another thread: "already running", retry.
+                if exc.excinfo.type.__name__ != "InterpreterError" or retries > 10_000:
+                    failures.append(exc)
+                    return
+                retries += 1
+                time.sleep(0.0005)
+            else:
+                successes.append(retries)
+                return
+
+    threads = [threading.Thread(target=run) for _ in range(size)]
+    for t in threads:
+        t.start()
+    start.set()
+    for t in threads:
+        t.join(JOIN_TIMEOUT)
+    assert failures == []
+    assert len(successes) == size
+
+
+def _busy_sum(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def test_parallel_calls_in_threads():
+    nthreads = scaled(4, 16)
+    calls = scaled(20, 500)
+    interps = [interpreters.create() for _ in range(nthreads)]
+    results = {}
+    errors = []
+
+    def worker(k, interp):
+        try:
+            results[k] = [interp.call(_busy_sum, 1000 + i) for i in range(calls)]
+        except Exception as exc:
+            errors.append(exc)
+
+    start_and_join([threading.Thread(target=worker, args=(k, i)) for k, i in enumerate(interps)])
+    assert errors == []
+    expected = [_busy_sum(1000 + i) for i in range(calls)]
+    assert all(results[k] == expected for k in range(nthreads))
+
+
+def test_call_in_thread_fan_out():
+    interps = [interpreters.create() for _ in range(scaled(4, 32))]
+    q = interpreters.create_queue()
+    threads = [
+        interp.call_in_thread(_put_result, q, k, scaled(2000, 200_000))
+        for k, interp in enumerate(interps)
+    ]
+    for t in threads:
+        t.join(JOIN_TIMEOUT)
+    got = sorted(q.get(timeout=10) for _ in interps)
+    assert got == sorted((k, _busy_sum(scaled(2000, 200_000))) for k in range(len(interps)))
+
+
+def _put_result(q, k, n):
+    q.put((k, _busy_sum(n)))
+
+
+def _relay(inbox, outbox, count):
+    for _ in range(count):
+        outbox.put(inbox.get(timeout=30))
+
+
+def test_queue_pipeline_through_interpreters():
+    count = scaled(300, 50_000)
+    stages = scaled(3, 8)
+    queues = [interpreters.create_queue(scaled(8, 64)) for _ in range(stages + 1)]
+    interps = [interpreters.create() for _ in range(stages)]
+    threads = [
+        interp.call_in_thread(_relay, queues[k], queues[k + 1], count)
+        for k, interp in enumerate(interps)
+    ]
+    items = [(i, f"item-{i}", b"x" * (i % 50)) for i in range(count)]
+    feeder = threading.Thread(target=lambda: [queues[0].put(it, timeout=30) for it in items])
+    feeder.start()
+    out = [queues[-1].get(timeout=30) for _ in range(count)]
+    feeder.join(JOIN_TIMEOUT)
+    for t in threads:
+        t.join(JOIN_TIMEOUT)
+    assert out == items
+    assert all(q.qsize() == 0 for q in queues)
+
+
+def test_create_close_churn_with_concurrent_list_all():
+    rounds = scaled(15, 500)
+    stop = threading.Event()
+    errors = []
+
+    def lister():
+        while not stop.is_set():
+            try:
+                for interp in interpreters.list_all():
+                    assert interp.id >= 0
+                    _ = interp.whence
+            except Exception as exc:
+                errors.append(exc)
+                return
+
+    def churner():
+        try:
+            for _ in range(rounds):
+                interp = interpreters.create()
+                interp.exec("import sys")
+                interp.close()
+        except Exception as exc:
+            errors.append(exc)
+
+    listers = [threading.Thread(target=lister) for _ in range(2)]
+    churners = [threading.Thread(target=churner) for _ in range(2)]
+    for t in listers + churners:
+        t.start()
+    for t in churners:
+        t.join(JOIN_TIMEOUT)
+    stop.set()
+    for t in listers:
+        t.join(JOIN_TIMEOUT)
+    assert errors == []
+
+
+def test_list_all_races_with_create_and_destroy():
+    # The facade's list_all() stands on _native.list_all(), which must stay safe while other
+    # threads create and destroy interpreters (in a subprocess: a crash fails one test).
+    proc = run_script(
+        f"""
+        import threading
+        from subinterp_rs import _native, interpreters
+        stop = threading.Event()
+        def native_lister():
+            while not stop.is_set():
+                _native.list_all()
+        def lister():
+            while not stop.is_set():
+                interpreters.list_all()
+        def churner():
+            for _ in range({scaled(60, 1000)}):
+                i = _native.create(False, False, False, True, False, True, "own",
+                                   _native.WHENCE_CAPI)
+                _native.destroy(i)
+        listers = [threading.Thread(target=f) for f in (native_lister, lister)]
+        churners = [threading.Thread(target=churner) for _ in range(2)]
+        for t in listers + churners:
+            t.start()
+        for t in churners:
+            t.join()
+        stop.set()
+        for t in listers:
+            t.join()
+        print("ok")
+        """,
+        timeout=JOIN_TIMEOUT * 2,
+    )
+    assert_clean_exit(proc)
+    assert proc.stdout == "ok\n"
+
+
+def test_close_races_with_exec():
+    # close() from one thread while another tries to exec: either may win, each losing side
+    # gets a clear error, never a crash.
+    rounds = scaled(10, 300)
+    outcomes = {"closed": 0, "refused": 0}
+    for _ in range(rounds):
+        interp = interpreters.create()
+        errors = []
+
+        def runner(interp=interp, errors=errors):
+            try:
+                interp.exec("import time; time.sleep(0.002)")
+            except InterpreterError as exc:  # not found (closed first) or running
+                errors.append(exc)
+
+        t = threading.Thread(target=runner)
+        t.start()
+        try:
+            interp.close()
+            outcomes["closed"] += 1
+        except InterpreterError:
+            outcomes["refused"] += 1
+        t.join(JOIN_TIMEOUT)
+        if interp_exists(interp.id):
+            interp.close()
+        for err in errors:
+            assert isinstance(err, InterpreterError)
+    assert sum(outcomes.values()) == rounds
+
+
+def test_queue_handles_churn_across_interpreters():
+    q = interpreters.create_queue()
+    interps = [interpreters.create() for _ in range(scaled(3, 16))]
+    n = scaled(50, 2000)
+    for interp in interps:
+        interp.prepare_main(q=q)
+
+    def worker(interp):
+        interp.exec(
+            f"from subinterp_rs import interpreters\n"
+            f"for i in range({n}):\n"
+            f"    q.put(i)\n"
+            f"    q2 = interpreters.Queue(q.id)\n"
+            f"    assert q2 is q\n"
+        )
+
+    start_and_join([threading.Thread(target=worker, args=(i,)) for i in interps])
+    assert q.qsize() == n * len(interps)
+    got = sorted(q.get_nowait() for _ in range(n * len(interps)))
+    assert got == sorted(list(range(n)) * len(interps))
+
+
+def test_process_exit_under_load():
+    # Exit while several interpreters run and queue traffic flows in daemon threads.
+    proc = run_script(
+        f"""
+        import threading, time
+        from subinterp_rs import interpreters
+        q = interpreters.create_queue(16)
+        def pump(interp):
+            interp.prepare_main(q=q)
+            interp.exec('while True:\\n    q.put(1)\\n    q.get()')
+        for _ in range({scaled(3, 16)}):
+            threading.Thread(target=pump, args=(interpreters.create(),), daemon=True).start()
+        time.sleep(0.3)
+        print('exiting', flush=True)
+        """,
+        timeout=120,
+    )
+    assert_clean_exit(proc)
+    assert proc.stdout == "exiting\n"
