@@ -525,12 +525,17 @@ def test_list_all_destroyed_by_gc():
 
 
 def test_list_all_created_with_capi():
+    # (Other tests may leave disarmed C-API interpreters alive on purpose.)
+    before = {i.id for i in interpreters.list_all() if i.whence == WHENCE_STR_CAPI}
     with Subinterpreter.create() as si:
         found = {i.id: i.whence for i in interpreters.list_all()}
         assert found[si.id] == WHENCE_STR_CAPI
         assert found[0] == WHENCE_STR_RUNTIME
+        sid = si.id
     assert si.id == -1
-    assert not any(i.whence == WHENCE_STR_CAPI for i in interpreters.list_all())
+    after = {i.id for i in interpreters.list_all() if i.whence == WHENCE_STR_CAPI}
+    assert sid not in after
+    assert after == before
 
 
 # -- Interpreter objects ------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 import subinterp_rs
 from subinterp_rs import (
     ExecutionFailed,
@@ -64,9 +63,9 @@ def test_config_legacy() -> None:
 def test_config_is_frozen_and_keyword_only() -> None:
     cfg = InterpreterConfig()
     with pytest.raises(AttributeError):
-        cfg.gil = "shared"  # type: ignore[misc]
+        cfg.gil = "shared"
     with pytest.raises(TypeError):
-        InterpreterConfig(False)  # type: ignore[misc]
+        InterpreterConfig(False)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
@@ -211,7 +210,7 @@ def test_exec_code_objects_and_functions(si: Subinterpreter) -> None:
     si.exec(body)
     si.exec("assert y == 42 and z == 5")
     with pytest.raises(ValueError, match="no arguments"):
-        si.exec(lambda a: a)  # type: ignore[arg-type]
+        si.exec(lambda a: a)  # type: ignore[arg-type,misc]
     with pytest.raises(TypeError, match="exec"):
         si.exec(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="null"):
@@ -337,9 +336,11 @@ def test_memoryview_crosses_without_copy(si: Subinterpreter) -> None:
 
 
 def test_is_shareable() -> None:
-    for obj in (None, True, 1, 2**100, 1.5, "s", b"b", (1, ("x",)), memoryview(b"m")):
+    shareable: list[object] = [None, True, 1, 2**100, 1.5, "s", b"b", (1, ("x",)), memoryview(b"m")]
+    for obj in shareable:
         assert _native.is_shareable(obj), obj
-    for obj in ([], {}, object(), bytearray(), (1, [])):
+    not_shareable: list[object] = [[], {}, object(), bytearray(), (1, [])]
+    for obj in not_shareable:
         assert not _native.is_shareable(obj), obj
 
 
@@ -454,8 +455,10 @@ def test_daemon_threads_forbidden_by_default(si: Subinterpreter) -> None:
 
 def test_close_with_daemon_thread_alive_is_refused() -> None:
     s = Subinterpreter.create(InterpreterConfig(allow_daemon_threads=True))
-    s.exec("import threading\nev = threading.Event()\n"
-           "t = threading.Thread(target=ev.wait, daemon=True)\nt.start()")
+    s.exec(
+        "import threading\nev = threading.Event()\n"
+        "t = threading.Thread(target=ev.wait, daemon=True)\nt.start()"
+    )
     with pytest.raises(InterpreterError, match="daemon"):
         s.close()
     s.exec("ev.set(); t.join()")
@@ -464,8 +467,10 @@ def test_close_with_daemon_thread_alive_is_refused() -> None:
 
 def test_close_joins_non_daemon_threads() -> None:
     s = Subinterpreter.create()
-    s.exec("import threading, time\nout = []\n"
-           "t = threading.Thread(target=lambda: (time.sleep(0.1), out.append(1)))\nt.start()")
+    s.exec(
+        "import threading, time\nout = []\n"
+        "t = threading.Thread(target=lambda: (time.sleep(0.1), out.append(1)))\nt.start()"
+    )
     s.close()
     assert not s
 
@@ -481,8 +486,10 @@ def test_fork_and_exec_forbidden_by_isolated_config(si: Subinterpreter) -> None:
 
 def test_legacy_interpreter_can_use_the_package() -> None:
     with Subinterpreter.create(InterpreterConfig.legacy()) as s:
-        s.exec("import subinterp_rs\nfrom subinterp_rs import Subinterpreter\n"
-               "with Subinterpreter.create() as x:\n    r = x.call(abs, -2)")
+        s.exec(
+            "import subinterp_rs\nfrom subinterp_rs import Subinterpreter\n"
+            "with Subinterpreter.create() as x:\n    r = x.call(abs, -2)"
+        )
         s.exec("assert r == 2")
 
 
@@ -492,8 +499,11 @@ def test_handles_passed_to_another_interpreter(si: Subinterpreter) -> None:
     si.exec("from subinterp_rs import _native\nr = _native.call(other_id, abs, (-5,), None)")
     si.exec("assert r == 5")
     other.close()
-    si.exec("from subinterp_rs import InterpreterNotFoundError\n"
-            "try:\n    _native.exec(other_id, 'pass')\nexcept InterpreterNotFoundError:\n    gone = True")
+    si.exec(
+        "from subinterp_rs import InterpreterNotFoundError\n"
+        "try:\n    _native.exec(other_id, 'pass')\n"
+        "except InterpreterNotFoundError:\n    gone = True"
+    )
     si.exec("assert gone")
 
 

@@ -16,7 +16,7 @@ The low-level API (this module) mirrors the Rust core, which mirrors pybind11's
 from __future__ import annotations
 
 import atexit
-import dataclasses
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -57,47 +57,102 @@ __all__ = [
 GilKind = Literal["default", "shared", "own"]
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+_CONFIG_FIELDS = (
+    "use_main_obmalloc",
+    "allow_fork",
+    "allow_exec",
+    "allow_threads",
+    "allow_daemon_threads",
+    "check_multi_interp_extensions",
+    "gil",
+)
+
+
 class InterpreterConfig:
     """The settings of a new interpreter: the fields of CPython's ``PyInterpreterConfig``.
 
-    The default is :meth:`isolated`. Invalid combinations raise ``ValueError`` here, before
-    CPython sees them.
+    Frozen, keyword-only. The default is :meth:`isolated`. Invalid combinations raise
+    ``ValueError`` here, before CPython sees them.
+
+    * ``use_main_obmalloc``: allocate objects from the main interpreter's allocator (needs
+      ``gil != "own"``);
+    * ``allow_fork`` / ``allow_exec``: allow ``os.fork()`` / ``os.exec*()`` inside;
+    * ``allow_threads`` / ``allow_daemon_threads``: allow ``threading`` (daemon) threads;
+    * ``check_multi_interp_extensions``: refuse extension modules that do not support
+      several interpreters;
+    * ``gil``: ``"own"`` (a GIL of its own: parallel), ``"shared"`` (the main GIL) or
+      ``"default"``.
     """
 
-    use_main_obmalloc: bool = False
-    """Allocate objects from the main interpreter's allocator (needs ``gil != "own"``)."""
-    allow_fork: bool = False
-    """Allow ``os.fork()`` inside."""
-    allow_exec: bool = False
-    """Allow ``os.exec*()`` inside."""
-    allow_threads: bool = True
-    """Allow ``threading`` threads inside."""
-    allow_daemon_threads: bool = False
-    """Allow daemon threads inside."""
-    check_multi_interp_extensions: bool = True
-    """Refuse extension modules that do not support several interpreters."""
-    gil: GilKind = "own"
-    """``"own"``: a GIL of its own (parallel); ``"shared"``: the main GIL; ``"default"``."""
+    # A plain class, not a dataclass: importing `dataclasses` costs every subinterpreter
+    # that imports this package tens of milliseconds.
+    __slots__ = _CONFIG_FIELDS
 
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name == "gil":
-                if value not in ("default", "shared", "own"):
-                    raise ValueError(f"gil must be 'default', 'shared' or 'own', got {value!r}")
-            elif not isinstance(value, bool):
-                raise TypeError(f"{field.name} must be a bool, got {type(value).__name__}")
-        if self.gil == "own" and self.use_main_obmalloc:
+    use_main_obmalloc: bool
+    allow_fork: bool
+    allow_exec: bool
+    allow_threads: bool
+    allow_daemon_threads: bool
+    check_multi_interp_extensions: bool
+    gil: GilKind
+
+    def __init__(
+        self,
+        *,
+        use_main_obmalloc: bool = False,
+        allow_fork: bool = False,
+        allow_exec: bool = False,
+        allow_threads: bool = True,
+        allow_daemon_threads: bool = False,
+        check_multi_interp_extensions: bool = True,
+        gil: GilKind = "own",
+    ) -> None:
+        values = (
+            use_main_obmalloc,
+            allow_fork,
+            allow_exec,
+            allow_threads,
+            allow_daemon_threads,
+            check_multi_interp_extensions,
+        )
+        for name, value in zip(_CONFIG_FIELDS, values, strict=False):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        if gil not in ("default", "shared", "own"):
+            raise ValueError(f"gil must be 'default', 'shared' or 'own', got {gil!r}")
+        if gil == "own" and use_main_obmalloc:
             raise ValueError(
                 "gil='own' needs use_main_obmalloc=False: an interpreter with its own GIL "
                 "must have its own object allocator"
             )
-        if not self.use_main_obmalloc and not self.check_multi_interp_extensions:
+        if not use_main_obmalloc and not check_multi_interp_extensions:
             raise ValueError(
                 "use_main_obmalloc=False needs check_multi_interp_extensions=True: "
                 "single-phase init extension modules cannot be shared between allocators"
             )
+        for name, field in zip(_CONFIG_FIELDS, (*values, gil), strict=True):
+            object.__setattr__(self, name, field)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"InterpreterConfig is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"InterpreterConfig is frozen: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InterpreterConfig):
+            return NotImplemented
+        return self._args() == other._args()
+
+    def __hash__(self) -> int:
+        return hash(self._args())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in _CONFIG_FIELDS)
+        return f"InterpreterConfig({fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_config_from_args, self._args())
 
     @classmethod
     def isolated(cls) -> InterpreterConfig:
@@ -212,8 +267,9 @@ class Subinterpreter:
         """Whether it runs code in some thread right now."""
         return _native.is_running(self._check_open())
 
-    def exec(self, code: str | CodeType, /) -> None:
-        """Run source code (or a code object) in the interpreter's ``__main__``.
+    def exec(self, code: str | CodeType | Callable[[], object], /) -> None:
+        """Run source code, a code object, or the body of a function without arguments, in
+        the interpreter's ``__main__``.
 
         Raises :class:`ExecutionFailed` if it raises.
         """
@@ -272,10 +328,12 @@ class Subinterpreter:
         # An owning handle that was never closed: close it if that is safe now; otherwise the
         # registry closes it at exit.
         if getattr(self, "_owned", False) and self._id >= 0:
-            try:
+            with contextlib.suppress(Exception):
                 _native.destroy(self._id)
-            except Exception:
-                pass
+
+
+def _config_from_args(*args: Any) -> InterpreterConfig:
+    return InterpreterConfig(**dict(zip(_CONFIG_FIELDS, args, strict=True)))
 
 
 def _non_owning(id: int) -> Subinterpreter:
@@ -310,10 +368,8 @@ def _shutdown() -> None:
             "exiting without finalization to avoid an abort\n"
         )
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(Exception):
                 stream.flush()
-            except Exception:
-                pass
         os._exit(_exit_status)
 
 

@@ -130,9 +130,12 @@ class _Pickler(pickle.Pickler):
                     # its globals are the receiver's __main__.
                     return _function_by_value(obj)
                 return (_load_main_attr, (qualname, self._main_path))
-            if isinstance(obj, types.FunctionType) and "<" in qualname:
-                if self._closures or _is_stateless(obj):
-                    return _function_by_value(obj)
+            if (
+                isinstance(obj, types.FunctionType)
+                and "<" in qualname
+                and (self._closures or _is_stateless(obj))
+            ):
+                return _function_by_value(obj)
         return NotImplemented
 
 
@@ -146,4 +149,3 @@ def dumps(obj: object, closures: bool = False) -> bytes:
 def loads(data: bytes) -> object:
     """Rebuild what :func:`dumps` made."""
     return pickle.loads(data)
-

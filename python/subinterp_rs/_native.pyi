@@ -83,7 +83,7 @@ def incref(id: int, /) -> None:
 def decref(id: int, /) -> None:
     """Drop a handle reference; at zero an owned, idle interpreter is destroyed."""
 
-def exec(id: int, code: str | CodeType, /) -> None:
+def exec(id: int, code: str | CodeType | Callable[[], object], /) -> None:
     """Run source (or a code object) in the interpreter's ``__main__``, in this OS thread, with
     the caller's GIL released. Raises ``ExecutionFailed`` for an uncaught exception."""
 

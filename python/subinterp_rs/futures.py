@@ -1,0 +1,539 @@
+"""``InterpreterPoolExecutor``: a ``concurrent.futures`` executor whose workers are
+subinterpreters with their own GIL, on Python 3.12, 3.13, 3.14 and 3.15.
+
+The 3.14 stdlib's ``concurrent.futures.InterpreterPoolExecutor``, with the same signature and
+behaviour, on every supported Python, and faster::
+
+    from subinterp_rs.futures import InterpreterPoolExecutor
+
+    with InterpreterPoolExecutor(max_workers=4) as pool:
+        assert pool.submit(pow, 2, 10).result() == 1024
+        assert list(pool.map(abs, [-1, -2], chunksize=64)) == [1, 2]
+
+Each worker thread owns one interpreter for its whole life: it creates it when it starts (so
+workers start their interpreters in parallel; on 3.12 only the creation proper is one at a
+time), runs every task it takes there, and closes it when it exits (at ``shutdown()``, when
+the executor is garbage-collected, or at process exit). Tasks of one worker share that
+interpreter's modules and globals, as with the stdlib. Worker interpreters start with the
+``sys.path`` of the interpreter that made them (the stdlib's see only the default one).
+
+How tasks get in and results out (no pickle where none is needed):
+
+* shareable values (``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, tuples of these,
+  buffers, queues) cross as data; anything else is pickled;
+* importable functions, builtins and classes cross by name; functions of a script's
+  ``__main__`` are found again by running that script as ``__mp_main__`` (``if __name__ ==
+  "__main__":`` blocks do not run), as ``multiprocessing``'s spawn does;
+* unlike the stdlib (which refuses them), lambdas, nested functions and closures are allowed:
+  they cross by value, the values they captured copied (pickled) like arguments. A task sees
+  copies: what it changes in them is not seen by the caller. Their global names are looked
+  up in the worker's ``__main__`` (as the 3.14 stdlib does for what it sends by value), which
+  an initializer script can fill (``initializer="from mymodule import *"``);
+* a task that raises gives its future the same exception as ``ThreadPoolExecutor`` would
+  (rebuilt by pickle), raised ``from`` an :class:`~subinterp_rs.ExecutionFailed` whose
+  ``excinfo`` has the type name, message and formatted traceback from inside, exactly as the
+  3.14 stdlib does. If the exception cannot be pickled the future's exception is that
+  ``ExecutionFailed`` itself; a result that cannot cross gives ``NotShareableError``.
+
+Beyond the stdlib:
+
+* :meth:`InterpreterPoolExecutor.prewarm` (or ``prewarm=True``) starts every worker at once,
+  so no task waits for an interpreter to start;
+* ``map(..., chunksize=n)`` sends ``n`` calls to a worker as one task (like
+  ``ProcessPoolExecutor``; the stdlib ignores ``chunksize`` here), which makes tiny tasks cheap;
+  ``buffersize`` (3.14's) works on every Python;
+* ``config=`` takes an :class:`~subinterp_rs.InterpreterConfig` for the workers' interpreters
+  (isolated, with their own GIL, by default);
+* an initializer may be a script (source text run in each worker's ``__main__``) as well as a
+  callable.
+
+Progress bars: ``map`` yields results in order, as they are done, so ``tqdm`` wraps it as it
+is (``total=`` since ``map`` has no length); or wrap ``as_completed`` for completion order::
+
+    from tqdm import tqdm
+    results = list(tqdm(pool.map(work, items, chunksize=32), total=len(items)))
+    futures = [pool.submit(work, x) for x in items]
+    for f in tqdm(concurrent.futures.as_completed(futures), total=len(futures)):
+        ...
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import queue
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import _base as _futures_base
+from concurrent.futures import thread as _thread
+from typing import Any, Final, cast
+
+from . import InterpreterConfig, Subinterpreter, _native, _worker
+from ._errors import ExecutionFailed, InterpreterError
+
+__all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor", "WorkerContext"]
+
+if sys.version_info >= (3, 14):
+    from concurrent.futures.interpreter import BrokenInterpreterPool as _StdBrokenInterpreterPool
+
+    class BrokenInterpreterPool(_StdBrokenInterpreterPool):
+        """Raised when a worker interpreter of an :class:`InterpreterPoolExecutor` failed to
+        start (its initializer raised). A subclass of the stdlib's
+        ``concurrent.futures.interpreter.BrokenInterpreterPool``."""
+
+else:
+
+    class BrokenInterpreterPool(_thread.BrokenThreadPool):
+        """Raised when a worker interpreter of an :class:`InterpreterPoolExecutor` failed to
+        start (its initializer raised). A subclass of ``BrokenThreadPool``, like the 3.14
+        stdlib's."""
+
+
+_Task = tuple[
+    Callable[..., Any],  # the entry point inside: _worker.call or _worker.call_chunk
+    Callable[..., Any],  # the user's function
+    tuple[Any, ...],
+    dict[str, Any],
+]
+_InitData = _Task | str | None
+
+_LOGGER: Final = _futures_base.LOGGER
+
+
+# Run in each worker's __main__ when it starts (binding no name there): what every task
+# needs is imported then, not by the first task.
+_WARM_UP: Final = """\
+__import__("subinterp_rs._worker")
+try:
+    __import__("subinterp_rs._crossing")  # pickle, for values that are not shareable
+except ImportError:
+    pass
+"""
+
+
+def _resolve_task(fn: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Task:
+    if isinstance(fn, str):
+        raise TypeError("scripts not supported")  # the stdlib's words
+    return (_worker.call, cast(Callable[..., Any], fn), args, kwargs)
+
+
+class WorkerContext:
+    """The interpreter of one worker thread: created by :meth:`initialize` in that thread when
+    it starts, used by :meth:`run` for each task it takes, closed by :meth:`finalize` when it
+    exits (the shape of the 3.14 stdlib's ``concurrent.futures.interpreter.WorkerContext``)."""
+
+    @classmethod
+    def prepare(
+        cls,
+        initializer: Callable[..., object] | str | None,
+        initargs: tuple[Any, ...],
+        config: InterpreterConfig | None = None,
+    ) -> tuple[Callable[[], WorkerContext], Callable[..., _Task]]:
+        """Check the arguments; return ``(create_context, resolve_task)`` as the stdlib."""
+        initdata: _InitData
+        if initializer is None:
+            initdata = None
+        elif isinstance(initializer, str):
+            if initargs:
+                raise ValueError(f"an initializer script does not take args, got {initargs!r}")
+            initdata = initializer
+        elif callable(initializer):
+            initdata = _resolve_task(initializer, tuple(initargs), {})
+        else:
+            raise TypeError("initializer must be a callable or a script (str)")
+        if config is None:
+            config = InterpreterConfig()
+        elif not isinstance(config, InterpreterConfig):
+            raise TypeError(f"config must be an InterpreterConfig, got {type(config).__name__}")
+        cfg = config
+
+        def create_context() -> WorkerContext:
+            return cls(initdata, cfg)
+
+        return create_context, _resolve_task
+
+    def __init__(self, initdata: _InitData, config: InterpreterConfig) -> None:
+        self.initdata = initdata
+        self.config = config
+        self.interp: Subinterpreter | None = None
+        self.ready = threading.Event()
+        """Set once :meth:`initialize` is over (whether or not it worked)."""
+
+    def __del__(self) -> None:
+        if getattr(self, "interp", None) is not None:
+            self.finalize()
+
+    def initialize(self) -> None:
+        """Create the interpreter and run the initializer in it."""
+        assert self.interp is None, self.interp
+        self.interp = Subinterpreter.create(self.config)
+        try:
+            _native.exec(self.interp.id, _WARM_UP)
+            if isinstance(self.initdata, str):
+                _native.exec(self.interp.id, self.initdata)
+            elif self.initdata is not None:
+                self.run(self.initdata)
+        except BaseException:
+            self.finalize()
+            raise
+
+    def finalize(self) -> None:
+        """Close the interpreter (if it cannot be closed now, e.g. a task left threads running
+        in it, the package closes it at exit)."""
+        interp, self.interp = self.interp, None
+        if interp is None:
+            return
+        try:
+            interp.close()
+        except InterpreterError as exc:
+            _LOGGER.warning("could not close worker interpreter %d: %s", interp.id, exc)
+
+    def run(self, task: _Task) -> Any:
+        """Run ``task`` in the interpreter and return its result, or raise what it raised
+        (``from`` the :class:`ExecutionFailed` that reported it)."""
+        interp = self.interp
+        if interp is None:
+            raise InterpreterError("the worker's interpreter is closed")
+        entry, fn, args, kwargs = task
+        id = interp.id
+        try:
+            return _native.call(id, entry, (fn, *args), kwargs or None, True)
+        except ExecutionFailed as wrapper:
+            exc = _fetch(id, _worker.take_exception)
+            if entry is _worker.call_chunk:
+                partial = _fetch(id, _worker.take_partial)
+                if isinstance(exc, BaseException):
+                    exc.__cause__ = exc.__context__ = wrapper
+                else:
+                    exc = wrapper
+                raise _ChunkFailed(partial if isinstance(partial, tuple) else (), exc) from None
+            if not isinstance(exc, BaseException):
+                raise  # it could not cross: the ExecutionFailed says what happened
+            raise exc from wrapper
+
+
+def _fetch(id: int, getter: Callable[[], object]) -> object:
+    """What ``getter()`` returns in interpreter ``id``; ``None`` if it cannot cross."""
+    try:
+        return _native.call(id, getter, (), None)
+    except Exception:
+        return None
+
+
+class _ChunkFailed(Exception):
+    """A call of a ``map`` chunk raised ``error``; ``results`` are those of the calls before
+    it. Only ``map`` sees it: it yields ``results``, then raises ``error``."""
+
+    def __init__(self, results: tuple[Any, ...], error: BaseException) -> None:
+        super().__init__(results, error)
+        self.results = results
+        self.error = error
+
+
+def _flatten_chunks(chunks: Iterator[tuple[Any, ...]]) -> Iterator[Any]:
+    failed: _ChunkFailed | None = None
+    try:
+        for results in chunks:
+            yield from results
+    except _ChunkFailed as exc:
+        failed = exc
+    if failed is not None:
+        yield from failed.results
+        error = failed.error
+        del failed
+        raise error
+
+
+class _WorkItem:
+    __slots__ = ("future", "task")
+
+    def __init__(self, future: Future[Any], task: _Task) -> None:
+        self.future = future
+        self.task = task
+
+    def run(self, ctx: WorkerContext) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = ctx.run(self.task)
+        except BaseException as exc:
+            self.future.set_exception(exc)
+            # Break the cycle exception -> traceback -> this frame -> self -> future.
+            del self
+        else:
+            self.future.set_result(result)
+
+
+_WorkQueue = queue.SimpleQueue[_WorkItem | None]
+
+
+def _work(
+    executor_reference: weakref.ref[InterpreterPoolExecutor],
+    ctx: WorkerContext,
+    work_queue: _WorkQueue,
+) -> None:
+    """A worker thread: the 3.14 stdlib's ``concurrent.futures.thread._worker``."""
+    try:
+        ctx.initialize()
+    except BaseException:
+        _LOGGER.critical("Exception in initializer:", exc_info=True)
+        executor = executor_reference()
+        if executor is not None:
+            executor._initializer_failed()
+        del executor
+        return
+    finally:
+        ctx.ready.set()
+    try:
+        while True:
+            try:
+                work_item = work_queue.get_nowait()
+            except queue.Empty:
+                # The queue is empty: count this worker as idle.
+                executor = executor_reference()
+                if executor is not None:
+                    executor._idle_semaphore.release()
+                del executor
+                work_item = work_queue.get(block=True)
+
+            if work_item is not None:
+                work_item.run(ctx)
+                del work_item  # no reference to it while blocked (gh-60488)
+                continue
+
+            executor = executor_reference()
+            # Exit if the process is exiting, or the executor was collected or shut down.
+            if _thread._shutdown or executor is None or executor._shutdown:
+                if executor is not None:
+                    executor._shutdown = True
+                work_queue.put(None)  # wake the next worker
+                return
+            del executor
+    except BaseException:
+        _LOGGER.critical("Exception in worker", exc_info=True)
+    finally:
+        ctx.finalize()
+
+
+def _result_or_cancel[T](fut: Future[T], timeout: float | None = None) -> T:
+    try:
+        try:
+            return fut.result(timeout)
+        finally:
+            fut.cancel()
+    finally:
+        del fut  # no reference to a future once it is done
+
+
+class InterpreterPoolExecutor(ThreadPoolExecutor):
+    """An executor that runs each call in a worker thread's own subinterpreter.
+
+    Args:
+        max_workers: the most interpreters (and threads) used; default, as the stdlib,
+            ``min(32, cpu_count + 4)``.
+        thread_name_prefix: a prefix for the worker threads' names.
+        initializer: a callable run in each worker interpreter when it starts (with
+            ``initargs``), or a script (source text) run in its ``__main__``. If it raises,
+            the pool breaks: pending and later tasks get :class:`BrokenInterpreterPool`.
+        initargs: the initializer's arguments.
+        prewarm: start every worker (and its interpreter) now, without waiting; see
+            :meth:`prewarm`.
+        config: the workers' :class:`~subinterp_rs.InterpreterConfig` (isolated by default).
+    """
+
+    BROKEN = BrokenInterpreterPool
+
+    _counter = itertools.count().__next__
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | str | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        prewarm: bool = False,
+        config: InterpreterConfig | None = None,
+    ) -> None:
+        thread_name_prefix = thread_name_prefix or f"InterpreterPoolExecutor-{self._counter()}"
+        super().__init__(max_workers, thread_name_prefix)
+        self._new_context, self._resolve = WorkerContext.prepare(initializer, initargs, config)
+        self._broken_reason = ""
+        self._ready: list[threading.Event] = []
+        if prewarm:
+            self.prewarm(wait=False)
+
+    @property
+    def _queue(self) -> _WorkQueue:
+        return cast("_WorkQueue", self._work_queue)
+
+    def submit[**P, T](self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Schedule ``fn(*args, **kwargs)`` in a worker interpreter; return its future."""
+        return self._submit_task(self._resolve(fn, args, kwargs))
+
+    submit.__doc__ = _futures_base.Executor.submit.__doc__
+
+    def _check_usable(self) -> None:
+        # Under self._shutdown_lock and the global shutdown lock.
+        if self._broken:
+            raise self.BROKEN(self._broken_reason)
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if _thread._shutdown:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    def _submit_task(self, task: _Task) -> Future[Any]:
+        with self._shutdown_lock, _thread._global_shutdown_lock:
+            self._check_usable()
+            f: Future[Any] = Future()
+            self._queue.put(_WorkItem(f, task))
+            self._adjust_thread_count()
+            return f
+
+    def _adjust_thread_count(self) -> None:
+        # An idle worker takes the new item; otherwise start one, up to max_workers.
+        if self._idle_semaphore.acquire(timeout=0):
+            return
+        if len(self._threads) < self._max_workers:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        # When the executor is collected, the weakref callback wakes the workers up, so they
+        # exit and close their interpreters.
+        def weakref_cb(_: object, q: _WorkQueue = self._queue) -> None:
+            q.put(None)
+
+        threads = cast("set[threading.Thread]", self._threads)
+        ctx = self._new_context()
+        t = threading.Thread(
+            name=f"{self._thread_name_prefix or self}_{len(threads)}",
+            target=_work,
+            args=(weakref.ref(self, weakref_cb), ctx, self._queue),
+        )
+        t.start()
+        threads.add(t)
+        self._ready.append(ctx.ready)
+        cast("MutableMapping[threading.Thread, _WorkQueue]", _thread._threads_queues)[t] = (
+            self._queue
+        )
+
+    def _initializer_failed(self) -> None:
+        with self._shutdown_lock:
+            self._broken = True
+            self._broken_reason = (
+                "A worker interpreter's initializer failed, the interpreter pool is not "
+                "usable anymore"
+            )
+            # Fail every pending future.
+            while True:
+                try:
+                    work_item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if work_item is not None:
+                    work_item.future.set_exception(self.BROKEN(self._broken_reason))
+
+    def prewarm(self, wait: bool = True) -> None:
+        """Start every worker now (up to ``max_workers``), each creating its interpreter (and
+        running the initializer) in parallel, so that no task waits for one to start.
+
+        With ``wait`` (the default), return once all are ready, and raise
+        :class:`BrokenInterpreterPool` if an initializer failed.
+        """
+        with self._shutdown_lock, _thread._global_shutdown_lock:
+            self._check_usable()
+            while len(self._threads) < self._max_workers:
+                self._start_worker()
+            ready = list(self._ready)
+        if wait:
+            for event in ready:
+                event.wait()
+            if self._broken:
+                raise self.BROKEN(self._broken_reason)
+
+    def map[T](
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """Return an iterator equivalent to ``map(fn, *iterables)``, the calls made in the
+        worker interpreters.
+
+        Args:
+            fn: a callable that takes as many arguments as there are iterables.
+            timeout: the most seconds to wait (from this call) for all results; past it the
+                iterator raises ``TimeoutError``.
+            chunksize: how many calls each task makes: with more than 1, the iterables are
+                cut into chunks of this size, each sent to a worker as one task (for many
+                small calls). The first call that raises ends the iteration there.
+            buffersize: how many tasks may be submitted but not yet yielded; the iterables
+                are read as results are taken. ``None``: all are submitted now.
+
+        Raises:
+            TimeoutError: not all results came within ``timeout``.
+            Exception: what ``fn(*args)`` raised, when its result is reached.
+        """
+        if buffersize is not None and not isinstance(buffersize, int):
+            raise TypeError("buffersize must be an integer or None")
+        if buffersize is not None and buffersize < 1:
+            raise ValueError("buffersize must be None or > 0")
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        task = self._resolve(fn, (), {})
+        zipped = zip(*iterables, strict=False)
+        if chunksize == 1:
+            return self._map_tasks(task, zipped, timeout, buffersize)
+        chunk_task: _Task = (_worker.call_chunk, fn, (), {})
+        chunks = itertools.batched(zipped, chunksize)
+        return _flatten_chunks(
+            self._map_tasks(chunk_task, ((c,) for c in chunks), timeout, buffersize)
+        )
+
+    def _map_tasks(
+        self,
+        task: _Task,
+        argsiter: Iterator[tuple[Any, ...]],
+        timeout: float | None,
+        buffersize: int | None,
+    ) -> Iterator[Any]:
+        # The 3.14 stdlib's Executor.map, with tasks instead of submit() calls.
+        entry, fn, _, _ = task
+        end_time = None if timeout is None else timeout + time.monotonic()
+        fs: collections.deque[Future[Any]]
+        if buffersize:
+            fs = collections.deque(
+                self._submit_task((entry, fn, args, {}))
+                for args in itertools.islice(argsiter, buffersize)
+            )
+        else:
+            fs = collections.deque(self._submit_task((entry, fn, args, {})) for args in argsiter)
+        # A weak reference, so that the executor can be collected while the iterator lives.
+        executor_ref = weakref.ref(self)
+
+        def result_iterator() -> Iterator[Any]:
+            try:
+                fs.reverse()  # pop() from the right end: in order
+                while fs:
+                    if (
+                        buffersize
+                        and (executor := executor_ref())
+                        and (args := next(argsiter, None)) is not None
+                    ):
+                        fs.appendleft(executor._submit_task((entry, fn, args, {})))
+                        del executor
+                    if end_time is None:
+                        yield _result_or_cancel(fs.pop())
+                    else:
+                        yield _result_or_cancel(fs.pop(), end_time - time.monotonic())
+            finally:
+                for future in fs:
+                    future.cancel()
+
+        return result_iterator()
