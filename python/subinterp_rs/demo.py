@@ -61,8 +61,12 @@ def _shares(limit: int, workers: int) -> list[tuple[int, int, int]]:
     return [(limit, i, workers) for i in range(workers)]
 
 
+_print_lock = threading.Lock()
+
+
 def _progress(label: str, msg: str) -> None:
-    print(f"  [{label}] {msg}", flush=True)
+    with _print_lock:  # whole lines, even from several threads
+        print(f"  [{label}] {msg}", flush=True)
 
 
 def _calibrate(seconds: float) -> int:

@@ -1,0 +1,64 @@
+# subinterp-rs: developer commands.  The logic lives in scripts/test.sh (see its header);
+# every target builds the extension into a per-Python venv first.
+#
+#   make demo          build into .venv-3.12 and run `python -m subinterp_rs.demo`
+#   make test          every leg (what CI runs: .ci/run), then a summary table
+#   make test-312 ...  one leg: test-312 test-313 test-314 test-315 test-314d
+#   make lint          rustfmt, clippy, ruff, mypy --strict, stubtest (on 3.12)
+#   make bench         python -m subinterp_rs.bench, JSON in bench/results/
+#   make soak          stress/soak run (SOAK_SECONDS, default 60)
+#   make wheels        release wheels + sdist into dist/
+#
+# Variables: PYTHON312, PYTHON313 (host interpreters; default the pyenv builds
+# /root/.pyenv/versions/3.12.1/bin/python3.12 and 3.13.0/bin/python3.13, else python3.12 /
+# python3.13 on PATH), LEGS (legs of `make test`), PY (leg of demo/lint/bench/soak, default
+# 3.12; 3.14, 3.15 and 3.14d run in the Debian sid chroot), ARGS (extra arguments for the
+# demo, bench and soak scripts).
+
+SHELL := /bin/bash
+PY ?= 3.12
+LEGS ?= 3.12 3.13 3.14 3.15 3.14d
+ARGS ?=
+SOAK_SECONDS ?= 60
+export PYTHON312 PYTHON313 SOAK_SECONDS
+
+RUN := scripts/test.sh run
+
+.PHONY: help demo test test-312 test-313 test-314 test-315 test-314d lint bench soak wheels clean
+
+help:
+	@sed -n '2,/^$$/{s/^# \{0,1\}//;p}' Makefile
+
+demo:
+	$(RUN) $(PY) -- python -m subinterp_rs.demo $(ARGS)
+
+test:
+	scripts/test.sh all $(LEGS)
+
+test-312:
+	scripts/test.sh 3.12
+test-313:
+	scripts/test.sh 3.13
+test-314:
+	scripts/test.sh 3.14
+test-315:
+	scripts/test.sh 3.15
+test-314d:
+	scripts/test.sh 3.14d
+
+lint:
+	$(RUN) $(PY) -- scripts/lint.sh
+
+bench:
+	mkdir -p bench/results
+	$(RUN) $(PY) -- python -m subinterp_rs.bench \
+		--json bench/results/py$(PY)-$(shell date +%Y%m%dT%H%M%S).json $(ARGS)
+
+soak:
+	$(RUN) $(PY) -- python scripts/soak.py --seconds $(SOAK_SECONDS) $(ARGS)
+
+wheels:
+	scripts/wheels.sh
+
+clean:
+	rm -rf target dist .venv-3.12 .venv-3.13 python/subinterp_rs/_native.*.so

@@ -1,0 +1,325 @@
+"""Leak check: create/close interpreters and make calls many times; memory must stay flat.
+
+    python scripts/leakcheck.py                        (1000 cycles, 100000 calls, < 5 MiB)
+    python scripts/leakcheck.py --cycles 200 --calls 20000 --max-growth-mib 20
+
+Three phases, each after a warm-up (caches, allocator arenas and lazily imported modules are
+filled first, so they do not count as growth):
+
+* ``cycles``: create an interpreter (isolated, legacy or PEP 734 in turn), exec, call with a
+  shareable and a pickled argument, one exception coming back, a queue round trip, close;
+* ``calls``: calls and execs into one long-lived interpreter, with every kind of value;
+* ``queues``: queue items put from main and from an interpreter, got in the other one.
+
+The resident set size (``/proc/self/statm``; ``psutil`` if that is missing) is read after
+``gc.collect()`` and ``malloc_trim(0)`` at the end of each warm-up and of each phase.
+
+CPython itself keeps memory of every destroyed interpreter that had its own allocator
+(python/cpython#110411: about 1.7 MiB each on 3.12 and 3.13). So the same number of cycles is
+also run through the stdlib's ``_interpreters`` (``_xxsubinterpreters`` on 3.12), importing the
+same modules, and the ``cycles`` phase is judged by its excess over that baseline.
+
+The run fails (exit 1) if a phase grew by more than ``--max-growth-mib`` (the excess, for
+``cycles``), or if interpreters or queues are left over (``_native.list_all()`` must be back to
+``[main]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import gc
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from subinterp_rs import ExecutionFailed, InterpreterConfig, Subinterpreter, _native, interpreters
+
+MIB = 2**20
+
+
+def _malloc_trim() -> None:
+    """Give freed malloc memory back to the OS (glibc), so RSS shows what is still in use."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.malloc_trim(ctypes.c_size_t(0))
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def rss_bytes() -> int:
+    """The resident set size of this process."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        psutil = importlib.import_module("psutil")
+        return int(psutil.Process().memory_info().rss)
+
+
+def settled_rss() -> int:
+    gc.collect()
+    _malloc_trim()
+    return rss_bytes()
+
+
+def cycle(i: int) -> None:
+    kind = i % 3
+    if kind == 2:
+        interp = interpreters.create()
+        try:
+            interp.exec("import json; data = json.dumps(list(range(50)))")
+            assert interp.call(divmod, 17, 5) == (3, 2)
+            q = interpreters.create_queue()
+            interp.prepare_main(q=q)
+            interp.exec("q.put(('pep734', len(data)))")
+            assert q.get(timeout=30) == ("pep734", 190)
+        finally:
+            interp.close()
+        return
+    config = InterpreterConfig.isolated() if kind == 0 else InterpreterConfig.legacy()
+    with Subinterpreter.create(config) as si:
+        si.exec("import math; x = math.factorial(30)")
+        assert si.call(len, bytes(1024)) == 1024
+        assert si.call(sorted, [3, 1, 2]) == [1, 2, 3]  # pickled both ways
+        try:
+            si.exec("raise ValueError('expected')")
+        except ExecutionFailed as exc:
+            assert exc.excinfo.type.__name__ == "ValueError"
+        else:
+            raise AssertionError("no ExecutionFailed")
+        q = interpreters.create_queue()
+        si.prepare_main(q=q)
+        si.exec("q.put(memoryview(b'abc')); q.put([x % 7])")
+        assert bytes(q.get(timeout=30)) == b"abc"
+        assert q.get(timeout=30) == [0]
+
+
+# -- CPython's own cost of a cycle ---------------------------------------------------------
+#
+# CPython 3.12 and 3.13 do not give back all the memory of an interpreter with its own
+# allocator when it is destroyed (about 1.7 MiB per interpreter, more the more it imported;
+# python/cpython#110411), with the stdlib's `_interpreters` as with us. The baseline runs the
+# same cycles through the stdlib's low-level module, importing the modules our cycle left in the
+# interpreter (subinterp_rs's own included), so that `excess = ours - baseline` is what the
+# calls into subinterp_rs add.
+
+
+def _stdlib_low_level() -> (
+    tuple[Callable[[bool], object], Callable[[object, str], None], Callable[[object], None]] | None
+):
+    try:
+        mod = importlib.import_module("_interpreters")  # 3.13+
+    except ImportError:
+        try:
+            mod = importlib.import_module("_xxsubinterpreters")  # 3.12
+        except ImportError:
+            return None
+        return (
+            lambda isolated: mod.create(isolated=isolated),
+            lambda i, code: mod.run_string(i, code),
+            mod.destroy,
+        )
+
+    def create(isolated: bool) -> object:
+        return mod.create(mod.new_config("isolated" if isolated else "legacy"))
+
+    def run(i: object, code: str) -> None:
+        if mod.exec(i, code) is not None:
+            raise RuntimeError(f"baseline script failed in interpreter {i}")
+
+    return create, run, mod.destroy
+
+
+def modules_of_a_cycle() -> dict[int, list[str]]:
+    """The modules each kind of cycle leaves imported in its interpreter (ours included: the
+    baseline imports them too, so only what our calls add counts as excess)."""
+    out: dict[int, list[str]] = {}
+    for kind in range(3):
+        q = interpreters.create_queue()
+        spy = "import sys\nq.put(tuple(sorted(sys.modules)))"
+        if kind == 2:
+            interp = interpreters.create()
+            try:
+                interp.exec("import json; data = json.dumps(list(range(50)))")
+                interp.call(divmod, 17, 5)
+                interp.prepare_main(q=q)
+                interp.exec(spy)
+                mods = q.get(timeout=30)
+            finally:
+                interp.close()
+        else:
+            config = InterpreterConfig.isolated() if kind == 0 else InterpreterConfig.legacy()
+            with Subinterpreter.create(config) as si:
+                si.call(sorted, [3, 1, 2])
+                si.prepare_main(q=q)
+                si.exec(spy)
+                mods = q.get(timeout=30)
+        out[kind] = list(mods)
+    return out
+
+
+def baseline_cycles(n: int, modules: dict[int, list[str]]) -> Callable[[], None] | None:
+    low = _stdlib_low_level()
+    if low is None:
+        return None
+    create, run, destroy = low
+
+    def work() -> None:
+        for i in range(n):
+            kind = i % 3
+            interp = create(kind != 1)
+            try:
+                run(
+                    interp,
+                    "import importlib\n"
+                    f"for m in {modules[kind]!r}:\n"
+                    "    try:\n"
+                    "        importlib.import_module(m)\n"
+                    "    except Exception:\n"
+                    "        pass\n"
+                    "x = sorted([3, 1, 2])\n",
+                )
+            finally:
+                destroy(interp)
+
+    return work
+
+
+def calls(si: Subinterpreter, n: int) -> None:
+    payload = (None, True, 2**70, 1.5, "héllo", b"\x00" * 64, (1, (2, 3)))
+    view = memoryview(bytearray(256))
+    for i in range(n):
+        r = i % 10
+        if r < 6:
+            assert si.call(divmod, i, 7) == divmod(i, 7)
+        elif r == 6:
+            assert si.call(len, payload) == len(payload)
+        elif r == 7:
+            assert si.call(sorted, [i, 1, 0]) == sorted([i, 1, 0])  # pickled
+        elif r == 8:
+            assert si.call(len, view) == 256  # a shared buffer, released after the call
+        else:
+            si.exec("y = 1")
+
+
+def queue_traffic(si: Subinterpreter, n: int) -> None:
+    q = interpreters.create_queue()
+    back = interpreters.create_queue()
+    si.prepare_main(q=q, back=back)
+    si.exec("def echo(k):\n    for _ in range(k):\n        back.put(q.get(timeout=30))\n")
+    batch = 100
+    for start in range(0, n, batch):
+        for i in range(batch):
+            q.put((start + i, "x" * (i % 50), [i]) if i % 4 == 0 else start + i)
+        si.exec(f"echo({batch})")
+        for i in range(batch):
+            item = back.get(timeout=30)
+            expected = (start + i, "x" * (i % 50), [i]) if i % 4 == 0 else start + i
+            assert item == expected, (item, expected)
+
+
+def repeat(f: Callable[[int], None], n: int) -> None:
+    for i in range(n):
+        f(i)
+
+
+def measure(name: str, work: Callable[[], None], warm: Callable[[], None]) -> dict[str, float]:
+    warm()
+    before = settled_rss()
+    t0 = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - t0
+    after = settled_rss()
+    growth = (after - before) / MIB
+    print(
+        f"{name:>7}: rss {before / MIB:8.1f} -> {after / MIB:8.1f} MiB "
+        f"(growth {growth:+.2f} MiB) in {seconds:.1f}s",
+        flush=True,
+    )
+    return {
+        "before_mib": before / MIB,
+        "after_mib": after / MIB,
+        "growth_mib": growth,
+        "seconds": seconds,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cycles", type=int, default=1000, help="create/close cycles")
+    parser.add_argument("--calls", type=int, default=100_000, help="calls into one interpreter")
+    parser.add_argument("--queue-items", type=int, default=20_000, help="queue round trips")
+    parser.add_argument("--max-growth-mib", type=float, default=5.0)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args(argv)
+
+    print(f"Python {sys.version.split()[0]}, subinterp_rs {_native.__file__}", flush=True)
+    results: dict[str, dict[str, float]] = {}
+    warm_cycles = max(10, args.cycles // 10)
+    results["cycles"] = measure(
+        "cycles", lambda: repeat(cycle, args.cycles), lambda: repeat(cycle, warm_cycles)
+    )
+    base = baseline_cycles(args.cycles, modules_of_a_cycle())
+    if base is not None:
+        warm_base = baseline_cycles(warm_cycles, modules_of_a_cycle())
+        assert warm_base is not None
+        results["stdlib_cycles"] = measure("stdlib", base, warm_base)
+        excess = results["cycles"]["growth_mib"] - results["stdlib_cycles"]["growth_mib"]
+        results["cycles"]["excess_mib"] = excess
+        print(
+            f" excess: {excess:+.2f} MiB over the stdlib's cycles "
+            f"({excess * 1024 / args.cycles:+.2f} KiB per cycle)",
+            flush=True,
+        )
+    with Subinterpreter.create() as si:
+        results["calls"] = measure(
+            "calls",
+            lambda: calls(si, args.calls),
+            lambda: calls(si, max(1000, args.calls // 10)),
+        )
+        results["queues"] = measure(
+            "queues",
+            lambda: queue_traffic(si, args.queue_items),
+            lambda: queue_traffic(si, max(1000, args.queue_items // 10)),
+        )
+    gc.collect()
+    left = _native.list_all()
+    queues_left = _native.queue_list_all()
+    main_id = _native.get_main()[0]
+    failures = []
+    for name, r in results.items():
+        if name == "stdlib_cycles":
+            continue
+        # Cycles are judged by what they add to CPython's own cost, when that is known.
+        growth = r.get("excess_mib", r["growth_mib"])
+        if growth > args.max_growth_mib:
+            failures.append(f"{name} grew by {growth:.2f} MiB > {args.max_growth_mib}")
+    if [i for i, _ in left] != [main_id]:
+        failures.append(f"interpreters left over: {left}")
+    if queues_left:
+        failures.append(f"queues left over: {queues_left}")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "python": sys.version.split()[0],
+                    "results": results,
+                    "interpreters_left": left,
+                    "queues_left": queues_left,
+                }
+            )
+        )
+    if failures:
+        print("FAIL: " + "; ".join(failures), flush=True)
+        return 1
+    print(f"OK: every phase grew by at most {args.max_growth_mib} MiB; nothing left over")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# scripts/lint.sh -- every lint, each run even if an earlier one fails; exit 1 if any failed.
+# Run it through `make lint` (= scripts/test.sh run 3.12 -- scripts/lint.sh), which builds the
+# extension into the venv first and sets PYO3_PYTHON / CARGO_TARGET_DIR for clippy.
+set -uo pipefail
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." || exit
+
+# The Python trees (those that have .py files: bench/ may hold only results).
+PY_DIRS=()
+for d in python tests examples bench scripts; do
+    [[ -n $(find "$d" -name '*.py' -print -quit 2>/dev/null) ]] && PY_DIRS+=("$d")
+done
+failed=()
+check() {
+    local name=$1
+    shift
+    printf '==> [lint] %s\n' "$name"
+    "$@" || failed+=("$name")
+}
+
+check "cargo fmt --check" cargo fmt --all --check
+check "cargo clippy" cargo clippy --all-targets -- -D warnings
+check "ruff check" ruff check "${PY_DIRS[@]}"
+check "ruff format --check" ruff format --check "${PY_DIRS[@]}"
+check "mypy --strict" python -m mypy --strict "${PY_DIRS[@]}"
+# The stub of the native module (and the package's own annotations) against the built module.
+check "stubtest" python -m mypy.stubtest subinterp_rs --allowlist scripts/stubtest-allowlist.txt
+
+if ((${#failed[@]})); then
+    printf '==> [lint] FAILED: %s\n' "${failed[*]}"
+    exit 1
+fi
+printf '==> [lint] all clean\n'
