@@ -353,6 +353,24 @@ def _note_uncaught(hook: Callable[..., Any]) -> Callable[..., Any]:
     return excepthook
 
 
+def _note_exit(exit: Callable[..., Any]) -> Callable[..., Any]:
+    """``sys.exit`` that remembers its status, for the rare exit through ``os._exit``."""
+
+    def recording_exit(status: object = None, /) -> Any:
+        global _exit_status
+        if status is None:
+            _exit_status = 0
+        elif isinstance(status, int):
+            _exit_status = status & 0xFF
+        else:
+            _exit_status = 1
+        return exit(status)
+
+    recording_exit.__doc__ = exit.__doc__
+    recording_exit.__wrapped__ = exit  # type: ignore[attr-defined]
+    return recording_exit
+
+
 def _shutdown() -> None:
     """Close every interpreter we created before the runtime finalizes.
 
@@ -402,6 +420,7 @@ def _guard(fork: Callable[..., Any]) -> Callable[..., Any]:
 
 if _native.get_current()[0] == _native.get_main()[0]:
     sys.excepthook = _note_uncaught(sys.excepthook)
+    sys.exit = _note_exit(sys.exit)
     atexit.register(_shutdown)
     for _name in ("fork", "forkpty"):
         if hasattr(os, _name):
