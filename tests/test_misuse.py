@@ -12,12 +12,8 @@ that case instead of the run, and the process must exit 0 with no ``Fatal Python
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from _helpers import assert_ok, run_snippet
-
-PY = sys.version_info[:2]
 
 # -- close twice, use after close -----------------------------------------------------------
 
@@ -526,6 +522,7 @@ def test_deeply_nested_arguments() -> None:
 
 
 def test_keyboard_interrupt_while_pickling_an_argument_propagates() -> None:
+    # Was turned into NotShareableError (fixed in de4adcf): Ctrl-C must stay Ctrl-C.
     assert_ok(
         """
         from subinterp_rs import Subinterpreter
@@ -866,6 +863,9 @@ def test_fork_and_exec_refused_where_the_config_forbids_them(config: str) -> Non
 
 
 def test_fork_inside_a_fork_allowing_subinterpreter_does_not_kill_the_child() -> None:
+    # CPython can fork only from the main interpreter: the child of os.fork() in a
+    # subinterpreter died ('Fatal Python error: _PyInterpreterState_DeleteExceptMain: not main
+    # interpreter'). Refusing with a clear error (since de4adcf) is fine too.
     ran = run_snippet(
         """
         import os
@@ -892,6 +892,8 @@ def test_fork_inside_a_fork_allowing_subinterpreter_does_not_kill_the_child() ->
 
 @pytest.mark.parametrize("how", ["forkpty", "preexec_fn"])
 def test_every_fork_from_main_is_guarded(how: str) -> None:
+    # The fork guard used to wrap os.fork only: os.forkpty() and subprocess's preexec_fn
+    # (the child runs CPython's after-fork cleanup) killed the child (fixed in de4adcf).
     ran = run_snippet(
         f"""
         import os, signal, subprocess, time
@@ -929,6 +931,8 @@ def test_every_fork_from_main_is_guarded(how: str) -> None:
 
 
 def test_low_level_handle_passed_to_another_interpreter_does_not_take_ownership() -> None:
+    # An owning handle used to pickle (and copy) as an owning one: the copy destroyed the
+    # interpreter when it was collected (fixed in de4adcf).
     assert_ok(
         """
         import copy, gc

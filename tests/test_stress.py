@@ -19,12 +19,15 @@ from __future__ import annotations
 import collections
 import gc
 import json
+import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _helpers import SOAK, assert_clean, run_snippet, scaled, soak_seconds
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -61,10 +64,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 MAX_INTERPS = 5
 MAX_QUEUES = 3
-# Disarmed interpreters live until the process exits: few per process.
-MAX_DISARMED = scaled(3, 12)
+# Examples per run of the machine (the soak runs many such runs, each in a new process: a
+# disarmed interpreter lives until its process exits, at most one per example).
+EXAMPLES = int(os.environ.get("SUBINTERP_SM_EXAMPLES", "25"))
 
-_disarmed_total = 0
 _highest_id = 0  # CPython never reuses an id: every new one is higher than all before
 STATS: collections.Counter[str] = collections.Counter()
 
@@ -133,6 +136,7 @@ class InterpreterMachine(RuleBasedStateMachine):
         self.baseline = _ids()
         self.interps: dict[int, Interp] = {}
         self.queues: dict[int, QueueModel] = {}
+        self.disarmed = 0
 
     # -- helpers --
 
@@ -216,21 +220,20 @@ class InterpreterMachine(RuleBasedStateMachine):
         self._gone(x.id)
         self._count("close")
 
-    @precondition(lambda self: any(x.armed and x.kind != "facade" for x in self.interps.values()))
+    @precondition(
+        lambda self: (
+            not self.disarmed and any(x.armed and x.kind != "facade" for x in self.interps.values())
+        )
+    )
     @rule(data=st.data())
     def disarm(self, data: st.DataObject) -> None:
-        global _disarmed_total
+        # At most one per example: a disarmed interpreter lives until the process exits.
         ids = sorted(i for i, x in self.interps.items() if x.armed and x.kind != "facade")
         x = self.interps[data.draw(st.sampled_from(ids), label="interp")]
-        if _disarmed_total >= MAX_DISARMED:
-            # Each disarmed interpreter lives until the process exits: few per process. (Not a
-            # precondition: hypothesis needs the same draws whatever earlier examples did.)
-            self._count("disarm_skipped")
-            return
         handle = x.handle
         assert isinstance(handle, Subinterpreter)
         handle.disarm()
-        _disarmed_total += 1
+        self.disarmed += 1
         x.armed = False
         try:
             _native.destroy(x.id)
@@ -376,26 +379,59 @@ class InterpreterMachine(RuleBasedStateMachine):
 
 
 def test_state_machine() -> None:
-    budget = soak_seconds(0, 300)
-    deadline = time.monotonic() + budget
-    rounds = 0
     t0 = time.monotonic()
-    while True:
-        run_state_machine_as_test(
-            InterpreterMachine,
-            settings=settings(
-                max_examples=scaled(25, 200),
-                stateful_step_count=scaled(20, 50),
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-                print_blob=True,
-            ),
+    run_state_machine_as_test(
+        InterpreterMachine,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            print_blob=True,
+        ),
+    )
+    summary = dict(STATS, seconds=round(time.monotonic() - t0, 1))
+    print(f"\nSTATE-MACHINE {json.dumps(summary, sort_keys=True)}")
+
+
+@pytest.mark.skipif(not SOAK, reason="soak only (SUBINTERP_SOAK=1 or --soak)")
+def test_state_machine_soak() -> None:
+    # Runs of 200 examples, each in a new process (a crash fails the run with its output),
+    # until SUBINTERP_SOAK_SECONDS (default 300) are used up.
+    deadline = time.monotonic() + soak_seconds(0, 300)
+    env = {k: v for k, v in os.environ.items() if k != "SUBINTERP_SOAK"}
+    env["SUBINTERP_SM_EXAMPLES"] = "200"
+    env["PYTHONFAULTHANDLER"] = "1"
+    total: collections.Counter[str] = collections.Counter()
+    runs = 0
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-s",
+                "-p",
+                "no:cacheprovider",
+                f"{__file__}::test_state_machine",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=1800,
         )
-        rounds += 1
-        if time.monotonic() >= deadline:
-            break
-    summary = dict(STATS, rounds=rounds, seconds=round(time.monotonic() - t0, 1))
-    print(f"\nstate machine ({sys.version.split()[0]}): {json.dumps(summary, sort_keys=True)}")
+        detail = f"rc={proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+        assert proc.returncode == 0, detail
+        assert "Fatal Python error" not in proc.stderr, detail
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("STATE-MACHINE "))
+        total.update(json.loads(line.split(" ", 1)[1]))
+        runs += 1
+    print(
+        f"\nstate machine soak ({sys.version.split()[0]}): runs={runs} "
+        f"{json.dumps(dict(total), sort_keys=True)}"
+    )
 
 
 # -- many threads -------------------------------------------------------------------------------
