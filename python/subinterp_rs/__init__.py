@@ -368,6 +368,9 @@ def _note_exit(exit: Callable[..., Any]) -> Callable[..., Any]:
 
     recording_exit.__doc__ = exit.__doc__
     recording_exit.__wrapped__ = exit  # type: ignore[attr-defined]
+    # It is `sys.exit` now: it pickles (and crosses) by that name.
+    recording_exit.__module__ = "sys"
+    recording_exit.__name__ = recording_exit.__qualname__ = "exit"
     return recording_exit
 
 
