@@ -296,7 +296,7 @@ class Available:
             result = result[1]
         summary = getattr(result, "formatted", None) or getattr(result, "msg", None)
         if summary is not None:
-            raise RuntimeError(f"stdlib interpreter raised: {summary or result}")
+            raise RuntimeError(f"stdlib interpreter raised: {summary}")
 
 
 def _mp_context() -> Any:
@@ -357,7 +357,7 @@ class Runner:
         c.n = max(1, min(1 << 22, math.ceil(n * self.s.batch_seconds / max(took, 1e-9))))
 
     def measure(self, case: str, op: str, contenders: Sequence[Contender]) -> None:
-        """Times every available contender, rounds interleaved; adds nothing (see rows())."""
+        """Times every available contender, rounds interleaved (rows come from :meth:`add`)."""
         live = []
         for c in contenders:
             if c.run is None:
