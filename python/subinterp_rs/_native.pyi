@@ -139,9 +139,7 @@ def queue_release(qid: int, /) -> None:
 def queue_list_all() -> list[tuple[int, int, int]]:
     """``(qid, default unboundop, maxsize)`` of every live queue."""
 
-def queue_put(
-    qid: int, obj: object, unboundop: int, block: bool, timeout: float | None, /
-) -> None:
+def queue_put(qid: int, obj: object, unboundop: int, block: bool, timeout: float | None, /) -> None:
     """Append an item (``unboundop`` -1 = the queue's default). Blocking waits release the GIL
     and honour ``timeout`` in seconds (``QueueFull`` after it, or at once if not ``block``)."""
 
