@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from subinterp_rs import interpreters
+from subinterp_rs import Subinterpreter, interpreters
 
 SOAK = os.environ.get("SUBINTERP_SOAK", "") not in ("", "0")
 """``SUBINTERP_SOAK=1`` scales the stress tests up (minutes instead of seconds)."""
@@ -31,19 +32,20 @@ def scaled(small: int, soak: int) -> int:
 def stdlib_interpreters() -> types.ModuleType | None:
     """The stdlib's PEP 734 module of this Python: ``concurrent.interpreters`` (3.14+), the
     3.13 draft ``test.support.interpreters``, or ``None`` (3.12)."""
+    name: str  # declared: mypy skips the branches of the other Python versions
+    if sys.version_info >= (3, 14):
+        name = "concurrent.interpreters"
+    elif sys.version_info >= (3, 13):
+        name = "test.support.interpreters"
+    else:
+        return None
     try:
-        if sys.version_info >= (3, 14):
-            from concurrent import interpreters as std
-        elif sys.version_info >= (3, 13):
-            from test.support import interpreters as std
-        else:
-            return None
+        return importlib.import_module(name)
     except ImportError:
         return None
-    return std
 
 
-def run_output(interp: interpreters.Interpreter, script: str) -> str:
+def run_output(interp: interpreters.Interpreter | Subinterpreter, script: str) -> str:
     """Run ``script`` in ``interp``'s ``__main__`` and return what it printed."""
     r, w = os.pipe()
     try:

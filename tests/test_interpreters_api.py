@@ -8,6 +8,7 @@ our module on every supported Python, plus tests that run the stdlib's module (3
 import ast
 import contextlib
 import gc
+import importlib
 import math
 import operator
 import os
@@ -18,6 +19,9 @@ import textwrap
 import threading
 import time
 import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Self
 
 import pytest
 from subinterp_rs import Subinterpreter, interpreters
@@ -65,115 +69,151 @@ STDLIB_ALL_314 = [
     "QueueFull",
 ]
 
-std = stdlib_interpreters()
-needs_stdlib = pytest.mark.skipif(std is None, reason="no stdlib PEP 734 module (3.13+)")
+_std = stdlib_interpreters()
+# A module either way for the type checker: the tests that use it skip where it is None.
+std = _std or types.ModuleType("no_stdlib_interpreters")
+needs_stdlib = pytest.mark.skipif(_std is None, reason="no stdlib PEP 734 module (3.13+)")
 needs_stdlib_314 = pytest.mark.skipif(
-    std is None or sys.version_info < (3, 14), reason="needs concurrent.interpreters (3.14+)"
+    _std is None or sys.version_info < (3, 14), reason="needs concurrent.interpreters (3.14+)"
 )
 
 
 # -- functions and classes that cross by name (this module is importable there) ----------------
 
 
-def call_func_noop():
+def call_func_noop() -> None:
     pass
 
 
-def call_func_ident(arg):
+def call_func_ident(arg: object) -> object:
     return arg
 
 
-def call_func_failure():
+def call_func_failure() -> None:
     raise Exception("spam!")
 
 
-def call_func_return_shareable():
+def call_func_return_shareable() -> tuple[int, None]:
     return (1, None)
 
 
-def call_func_return_stateless_func():
+def call_func_return_stateless_func() -> Callable[[object], object]:
     return lambda x: x
 
 
-def call_func_return_pickleable():
+def call_func_return_pickleable() -> list[int]:
     return [1, 2, 3]
 
 
-def call_func_return_closure():
+def call_func_return_closure() -> Callable[[], int]:
     x = 42
     return lambda: x
 
 
-def call_func_return_lock():
+def call_func_return_lock() -> threading.Lock:
     return threading.Lock()
 
 
-def call_func_return_local_class_instance():
+def call_func_return_local_class_instance() -> object:
     class Eggs:
         pass
 
     return Eggs()
 
 
-def get_call_func_closure(value):
-    def call_func_closure():
+def get_call_func_closure(value: object) -> Callable[[], object]:
+    def call_func_closure() -> object:
         return value
 
     return call_func_closure
 
 
-def call_func_exec_wrapper(script, ns):
-    res = exec(script, ns, ns)
+def call_func_exec_wrapper(
+    script: str, ns: dict[str, object]
+) -> tuple[None, dict[str, object], int]:
+    res = exec(script, ns, ns)  # type: ignore[func-returns-value]  # (the stdlib test's check)
     return res, ns, id(ns)
 
 
-def call_func_full_args(a, b, /, c, d, *args, e, f, **kwargs):
+def call_func_full_args(
+    a: object,
+    b: object,
+    /,
+    c: object,
+    d: object,
+    *args: object,
+    e: object,
+    f: object,
+    **kwargs: object,
+) -> tuple[object, ...]:
     return (a, b, c, d, e, f, args, kwargs)
 
 
-def call_func_full_args_with_defaults(a=-1, b=-2, /, c=-3, d=-4, *args, e=-5, f=-6, **kwargs):
+def call_func_full_args_with_defaults(
+    a: int = -1,
+    b: int = -2,
+    /,
+    c: int = -3,
+    d: int = -4,
+    *args: object,
+    e: int = -5,
+    f: int = -6,
+    **kwargs: object,
+) -> tuple[object, ...]:
     return (a, b, c, d, e, f, args, kwargs)
 
 
-def call_func_chained():
+def call_func_chained() -> None:
+    empty: dict[str, int] = {}
     try:
-        {}["missing"]
+        empty["missing"]
     except KeyError as exc:
         raise ValueError("boom") from exc
 
 
-def call_func_pid_and_interp():
+def call_func_pid_and_interp() -> tuple[int, int]:
     return os.getpid(), interpreters.get_current().id
 
 
 class Spam:
     @staticmethod
-    def noop():
+    def noop() -> None:
         pass
 
     @classmethod
-    def from_values(cls, *values):
+    def from_values(cls, *values: object) -> Self:
         return cls(values)
 
-    def __init__(self, value):
+    def __init__(self, value: object) -> None:
         self.value = value
 
-    def __call__(self, *args, **kwargs):
+    def __call__(
+        self, *args: object, **kwargs: object
+    ) -> tuple[object, tuple[object, ...], dict[str, object]]:
         return (self.value, args, kwargs)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Spam):
             return NotImplemented
         return self.value == other.value
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.value)
 
-    def run(self, *args, **kwargs):
+    def run(
+        self, *args: object, **kwargs: object
+    ) -> tuple[object, tuple[object, ...], dict[str, object]]:
         return (self.value, args, kwargs)
 
 
-def call_func_complex(op, /, value=None, *args, exc=None, **kwargs):
+def call_func_complex(
+    op: object,
+    /,
+    value: object = None,
+    *args: object,
+    exc: Exception | None = None,
+    **kwargs: object,
+) -> object:
     if exc is not None:
         raise exc
     if op == "":
@@ -209,20 +249,20 @@ def call_func_complex(op, /, value=None, *args, exc=None, **kwargs):
 # -- module -------------------------------------------------------------------------------------
 
 
-def test_all_names_exist():
+def test_all_names_exist() -> None:
     assert sorted(interpreters.__all__) == sorted(STDLIB_ALL_314)
     for name in interpreters.__all__:
         assert hasattr(interpreters, name), name
 
 
 @needs_stdlib_314
-def test_all_matches_stdlib():
+def test_all_matches_stdlib() -> None:
     assert sorted(interpreters.__all__) == sorted(std.__all__)
     for name in std.__all__:
         assert callable(getattr(interpreters, name)), name
 
 
-def test_queue_aliases():
+def test_queue_aliases() -> None:
     from subinterp_rs import _queues
 
     assert interpreters.create_queue is _queues.create
@@ -235,7 +275,7 @@ def test_queue_aliases():
     assert interpreters.ItemInterpreterDestroyed is _queues.ItemInterpreterDestroyed
 
 
-def test_exception_hierarchy():
+def test_exception_hierarchy() -> None:
     assert issubclass(InterpreterNotFoundError, InterpreterError)
     assert issubclass(ExecutionFailed, InterpreterError)
     assert issubclass(InterpreterError, Exception)
@@ -252,12 +292,10 @@ def test_exception_hierarchy():
     assert subinterp_rs.NotShareableError is NotShareableError
 
 
-def _stdlib_queue_module():
+def _stdlib_queue_module() -> types.ModuleType:
     if sys.version_info >= (3, 14):
-        from concurrent.interpreters import _queues
-    else:
-        from test.support.interpreters import queues as _queues
-    return _queues
+        return importlib.import_module("concurrent.interpreters._queues")
+    return importlib.import_module("test.support.interpreters.queues")
 
 
 @needs_stdlib
@@ -275,7 +313,7 @@ def _stdlib_queue_module():
         "ItemInterpreterDestroyed",
     ],
 )
-def test_exception_bases_match_stdlib(name):
+def test_exception_bases_match_stdlib(name: str) -> None:
     # `except TypeError`, `except RuntimeError`, `except queue.Empty`... written for the
     # stdlib's exceptions must catch ours too.
     theirs = getattr(std, name, None) or getattr(_stdlib_queue_module(), name)
@@ -292,12 +330,12 @@ def test_exception_bases_match_stdlib(name):
 # -- create() -----------------------------------------------------------------------------------
 
 
-def main_value(interp, expr):
+def main_value(interp: interpreters.Interpreter, expr: str) -> Any:
     """``expr`` evaluated in ``interp``'s ``__main__`` (by exec, not by call(eval))."""
     return ast.literal_eval(run_output(interp, f"print(repr({expr}))").strip())
 
 
-def test_create_in_main():
+def test_create_in_main() -> None:
     interp = interpreters.create()
     assert isinstance(interp, interpreters.Interpreter)
     assert interp in interpreters.list_all()
@@ -306,24 +344,24 @@ def test_create_in_main():
     assert interp.id > 0
 
 
-def test_create_is_isolated():
+def test_create_is_isolated() -> None:
     interp = interpreters.create()
     # Its own modules: a change there is not seen here, and the other way round.
     interp.exec("import sys; sys.spam_marker = 1")
     assert not hasattr(sys, "spam_marker")
-    sys.eggs_marker = 1
+    sys.eggs_marker = 1  # type: ignore[attr-defined]  # deliberately: a marker
     try:
         assert main_value(interp, "hasattr(__import__('sys'), 'eggs_marker')") is False
     finally:
-        del sys.eggs_marker
+        del sys.eggs_marker  # type: ignore[attr-defined]
     assert main_value(interp, "__import__('sys').spam_marker") == 1
 
 
-def test_create_in_thread():
+def test_create_in_thread() -> None:
     interp = None
     done = threading.Event()
 
-    def f():
+    def f() -> None:
         nonlocal interp
         interp = interpreters.create()
         done.set()
@@ -336,7 +374,7 @@ def test_create_in_thread():
     assert interp.call(divmod, 7, 2) == (3, 1)
 
 
-def test_create_in_subinterpreter():
+def test_create_in_subinterpreter() -> None:
     before = interpreters.list_all()
     interp = interpreters.create()
     out = run_output(
@@ -353,7 +391,7 @@ def test_create_in_subinterpreter():
     assert interp2.call(divmod, 7, 2) == (3, 1)
 
 
-def test_nested_interpreters_run_code():
+def test_nested_interpreters_run_code() -> None:
     interp = interpreters.create()
     out = run_output(
         interp,
@@ -376,7 +414,7 @@ def test_nested_interpreters_run_code():
     assert lines[2:] == ["True", "False"]
 
 
-def test_after_destroy_all():
+def test_after_destroy_all() -> None:
     before = set(interpreters.list_all())
     interp_lst = [interpreters.create() for _ in range(3)]
     for interp in interp_lst:
@@ -385,7 +423,7 @@ def test_after_destroy_all():
     assert set(interpreters.list_all()) == before | {interp}
 
 
-def test_after_destroy_some():
+def test_after_destroy_some() -> None:
     before = set(interpreters.list_all())
     interp1 = interpreters.create()
     interp2 = interpreters.create()
@@ -399,23 +437,23 @@ def test_after_destroy_some():
 # -- get_main(), get_current() ------------------------------------------------------------------
 
 
-def test_get_main_id():
+def test_get_main_id() -> None:
     main = interpreters.get_main()
     assert main.id == 0
     assert main.whence == WHENCE_STR_RUNTIME
 
 
-def test_get_main_is_current_in_main():
+def test_get_main_is_current_in_main() -> None:
     main = interpreters.get_main()
     current = interpreters.get_current()
     assert main is current
 
 
-def test_get_main_idempotent():
+def test_get_main_idempotent() -> None:
     assert interpreters.get_main() is interpreters.get_main()
 
 
-def test_get_current_subinterpreter():
+def test_get_current_subinterpreter() -> None:
     main = interpreters.get_main()
     interp = interpreters.create()
     out = run_output(
@@ -436,7 +474,7 @@ def test_get_current_subinterpreter():
     assert int(mainid) == main.id
 
 
-def test_get_current_idempotent_in_subinterpreter():
+def test_get_current_idempotent_in_subinterpreter() -> None:
     interp = interpreters.create()
     out = run_output(
         interp,
@@ -452,7 +490,7 @@ def test_get_current_idempotent_in_subinterpreter():
     assert objid1 == objid2
 
 
-def test_get_current_per_interpreter():
+def test_get_current_per_interpreter() -> None:
     interp = interpreters.create()
     out = run_output(
         interp,
@@ -467,13 +505,13 @@ def test_get_current_per_interpreter():
 # -- list_all() ---------------------------------------------------------------------------------
 
 
-def test_list_all_initial():
+def test_list_all_initial() -> None:
     interps = interpreters.list_all()
     assert interps[0] is interpreters.get_main()
     assert all(isinstance(i, interpreters.Interpreter) for i in interps)
 
 
-def test_list_all_after_creating():
+def test_list_all_after_creating() -> None:
     before = [i.id for i in interpreters.list_all()]
     first = interpreters.create()
     second = interpreters.create()
@@ -481,7 +519,7 @@ def test_list_all_after_creating():
     assert ids == [*before, first.id, second.id]
 
 
-def test_list_all_after_destroying():
+def test_list_all_after_destroying() -> None:
     before = [i.id for i in interpreters.list_all()]
     first = interpreters.create()
     second = interpreters.create()
@@ -490,7 +528,7 @@ def test_list_all_after_destroying():
     assert ids == [*before, second.id]
 
 
-def test_list_all_idempotent():
+def test_list_all_idempotent() -> None:
     before = interpreters.list_all()
     first = interpreters.create()
     second = interpreters.create()
@@ -501,12 +539,12 @@ def test_list_all_idempotent():
         assert interp1 is interp2
 
 
-def test_list_all_destroyed_by_gc():
+def test_list_all_destroyed_by_gc() -> None:
     # gh-155997: the interpreter is destroyed (its last Interpreter object collected)
     # while list_all() runs.
     interp = interpreters.create()
     interpid = interp.id
-    cycle = [interp]
+    cycle: list[object] = [interp]
     cycle.append(cycle)
     gc.disable()
     try:
@@ -524,7 +562,7 @@ def test_list_all_destroyed_by_gc():
     assert 0 in ids
 
 
-def test_list_all_created_with_capi():
+def test_list_all_created_with_capi() -> None:
     # (Other tests may leave disarmed C-API interpreters alive on purpose.)
     before = {i.id for i in interpreters.list_all() if i.whence == WHENCE_STR_CAPI}
     with Subinterpreter.create() as si:
@@ -541,38 +579,38 @@ def test_list_all_created_with_capi():
 # -- Interpreter objects ------------------------------------------------------------------------
 
 
-def test_init_int():
+def test_init_int() -> None:
     interpid = interpreters.get_current().id
     interp = interpreters.Interpreter(interpid)
     assert interp.id == interpid
 
 
 @pytest.mark.parametrize("bad", ["0", 0.0, object(), None, "", b"0"])
-def test_init_unsupported(bad):
+def test_init_unsupported(bad: object) -> None:
     with pytest.raises(TypeError, match="id must be an int"):
-        interpreters.Interpreter(bad)
+        interpreters.Interpreter(bad)  # type: ignore[arg-type]  # deliberately not an int
 
 
-def test_init_idempotent():
+def test_init_idempotent() -> None:
     main = interpreters.get_main()
     assert interpreters.Interpreter(main.id) is main
     interp = interpreters.create()
     assert interpreters.Interpreter(interp.id) is interp
 
 
-def test_init_does_not_exist():
+def test_init_does_not_exist() -> None:
     with pytest.raises(InterpreterNotFoundError):
         interpreters.Interpreter(1_000_000)
 
 
-def test_init_bad_id():
+def test_init_bad_id() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         interpreters.Interpreter(-1)
     with pytest.raises(OverflowError):
         interpreters.Interpreter(2**70)
 
 
-def test_init_after_close():
+def test_init_after_close() -> None:
     interp = interpreters.create()
     interpid = interp.id
     interp.close()
@@ -580,7 +618,7 @@ def test_init_after_close():
         interpreters.Interpreter(interpid)
 
 
-def test_id_type():
+def test_id_type() -> None:
     main = interpreters.get_main()
     current = interpreters.get_current()
     interp = interpreters.create()
@@ -590,27 +628,27 @@ def test_id_type():
     assert type(interpreters.Interpreter(False).id) is int
 
 
-def test_id_readonly():
+def test_id_readonly() -> None:
     interp = interpreters.create()
     with pytest.raises(AttributeError):
-        interp.id = 1_000_000
+        interp.id = 1_000_000  # type: ignore[misc]  # deliberately: read-only
     assert interp.id != 1_000_000
 
 
-def test_whence():
+def test_whence() -> None:
     main = interpreters.get_main()
     interp = interpreters.create()
     assert main.whence == WHENCE_STR_RUNTIME
     assert interp.whence == WHENCE_STR_STDLIB
     for value in [None, WHENCE_STR_UNKNOWN, WHENCE_STR_RUNTIME, WHENCE_STR_STDLIB]:
         with pytest.raises(AttributeError):
-            interp.whence = value
+            interp.whence = value  # type: ignore[misc, assignment]  # deliberately: read-only
         with pytest.raises(AttributeError):
-            main.whence = value
+            main.whence = value  # type: ignore[misc, assignment]
     assert interp.whence == WHENCE_STR_STDLIB
 
 
-def test_whence_created_with_capi():
+def test_whence_created_with_capi() -> None:
     with Subinterpreter.create() as si:
         interp = interpreters.Interpreter(si.id)
         assert interp.whence == WHENCE_STR_CAPI
@@ -624,7 +662,7 @@ def test_whence_created_with_capi():
         assert out.strip() == WHENCE_STR_CAPI
 
 
-def test_whence_table():
+def test_whence_table() -> None:
     from subinterp_rs import _native
 
     assert interpreters.Interpreter._WHENCE_TO_STR == {
@@ -637,27 +675,27 @@ def test_whence_table():
     }
 
 
-def test_hashable():
+def test_hashable() -> None:
     interp = interpreters.create()
     assert hash(interp) == hash(interp.id)
     assert {interp: 1}[interpreters.Interpreter(interp.id)] == 1
 
 
-def test_equality():
+def test_equality() -> None:
     interp1 = interpreters.create()
     interp2 = interpreters.create()
     assert interp1 == interp1
     assert interp1 != interp2
 
 
-def test_repr():
+def test_repr() -> None:
     interp = interpreters.create()
     assert repr(interp) == f"Interpreter({interp.id})"
     assert repr(interpreters.get_main()) == "Interpreter(0)"
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
-def test_pickle(protocol):
+def test_pickle(protocol: int) -> None:
     interp = interpreters.create()
     data = pickle.dumps(interp, protocol)
     unpickled = pickle.loads(data)
@@ -665,7 +703,7 @@ def test_pickle(protocol):
     assert unpickled is interp
 
 
-def test_crosses_to_another_interpreter_and_back():
+def test_crosses_to_another_interpreter_and_back() -> None:
     interp = interpreters.create()
     other = interpreters.create()
     assert interp.call(call_func_ident, other) is other
@@ -686,11 +724,11 @@ def test_crosses_to_another_interpreter_and_back():
 # -- Interpreter.is_running() -------------------------------------------------------------------
 
 
-def test_is_running_main():
+def test_is_running_main() -> None:
     assert interpreters.get_main().is_running()
 
 
-def test_is_running_subinterpreter():
+def test_is_running_subinterpreter() -> None:
     interp = interpreters.create()
     assert not interp.is_running()
     with pipe() as (r, w):
@@ -704,7 +742,7 @@ def test_is_running_subinterpreter():
     assert not interp.is_running()
 
 
-def test_is_running_finished():
+def test_is_running_finished() -> None:
     with pipe() as (r, w):
         interp = interpreters.create()
         interp.exec(f"import os; os.write({w}, b'x')")
@@ -712,7 +750,7 @@ def test_is_running_finished():
         assert os.read(r, 1) == b"x"
 
 
-def test_is_running_from_subinterpreter():
+def test_is_running_from_subinterpreter() -> None:
     interp = interpreters.create()
     out = run_output(
         interp,
@@ -725,14 +763,14 @@ def test_is_running_from_subinterpreter():
     assert out.split() == ["True", "True"]
 
 
-def test_is_running_already_destroyed():
+def test_is_running_already_destroyed() -> None:
     interp = interpreters.create()
     interp.close()
     with pytest.raises(InterpreterNotFoundError):
         interp.is_running()
 
 
-def test_is_running_with_only_background_threads():
+def test_is_running_with_only_background_threads() -> None:
     with pipe() as (r_interp, w_interp), pipe() as (r_thread, w_thread):
         interp = interpreters.create()
         interp.exec(
@@ -757,7 +795,7 @@ def test_is_running_with_only_background_threads():
 # -- Interpreter.close() ------------------------------------------------------------------------
 
 
-def test_close_basic():
+def test_close_basic() -> None:
     before = set(interpreters.list_all())
     interp1 = interpreters.create()
     interp2 = interpreters.create()
@@ -767,7 +805,7 @@ def test_close_basic():
     assert set(interpreters.list_all()) == before | {interp1, interp3}
 
 
-def test_close_all():
+def test_close_all() -> None:
     before = set(interpreters.list_all())
     interps = {interpreters.create() for _ in range(3)}
     assert set(interpreters.list_all()) == before | interps
@@ -776,13 +814,13 @@ def test_close_all():
     assert set(interpreters.list_all()) == before
 
 
-def test_close_main():
+def test_close_main() -> None:
     main = interpreters.get_main()
     with pytest.raises(InterpreterError):
         main.close()
     errors = []
 
-    def f():
+    def f() -> None:
         try:
             main.close()
         except InterpreterError as exc:
@@ -795,14 +833,14 @@ def test_close_main():
     assert main.is_running()
 
 
-def test_close_already_destroyed():
+def test_close_already_destroyed() -> None:
     interp = interpreters.create()
     interp.close()
     with pytest.raises(InterpreterNotFoundError):
         interp.close()
 
 
-def test_close_from_current():
+def test_close_from_current() -> None:
     before = set(interpreters.list_all())
     interp = interpreters.create()
     out = run_output(
@@ -821,7 +859,7 @@ def test_close_from_current():
     assert interp.call(divmod, 1, 1) == (1, 0)
 
 
-def test_close_from_sibling():
+def test_close_from_sibling() -> None:
     before = set(interpreters.list_all())
     interp1 = interpreters.create()
     interp2 = interpreters.create()
@@ -840,11 +878,11 @@ def test_close_from_sibling():
     assert set(interpreters.list_all()) == before | {interp1}
 
 
-def test_close_from_other_thread():
+def test_close_from_other_thread() -> None:
     interp = interpreters.create()
     errors = []
 
-    def f():
+    def f() -> None:
         try:
             interp.close()
         except Exception as exc:
@@ -857,7 +895,7 @@ def test_close_from_other_thread():
     assert not interp_exists(interp.id)
 
 
-def test_close_created_with_capi():
+def test_close_created_with_capi() -> None:
     with Subinterpreter.create() as si:
         interp = interpreters.Interpreter(si.id)
         with pytest.raises(InterpreterError, match="unrecognized"):
@@ -866,7 +904,7 @@ def test_close_created_with_capi():
         assert si.call(divmod, 5, 2) == (2, 1)
 
 
-def test_object_gone_destroys_interpreter():
+def test_object_gone_destroys_interpreter() -> None:
     # Like the stdlib: the last Interpreter object of an interpreter that create() made
     # destroys it.
     interp = interpreters.create()
@@ -876,7 +914,7 @@ def test_object_gone_destroys_interpreter():
     assert not interp_exists(interpid)
 
 
-def test_object_gone_keeps_capi_interpreter():
+def test_object_gone_keeps_capi_interpreter() -> None:
     with Subinterpreter.create() as si:
         interp = interpreters.Interpreter(si.id)
         del interp
@@ -887,7 +925,7 @@ def test_object_gone_keeps_capi_interpreter():
 # -- Interpreter.prepare_main() -----------------------------------------------------------------
 
 
-def test_prepare_main_empty():
+def test_prepare_main_empty() -> None:
     interp = interpreters.create()
     with pytest.raises(ValueError):
         interp.prepare_main()
@@ -895,37 +933,37 @@ def test_prepare_main_empty():
         interp.prepare_main({})
 
 
-def test_prepare_main_dict():
+def test_prepare_main_dict() -> None:
     interp = interpreters.create()
     interp.prepare_main({"spam": 42, "eggs": "ham"})
     assert run_output(interp, "print(spam, eggs)").strip() == "42 ham"
 
 
-def test_prepare_main_tuple():
+def test_prepare_main_tuple() -> None:
     interp = interpreters.create()
     interp.prepare_main((("spam", 42), ("eggs", "ham")))
     assert run_output(interp, "print(spam, eggs)").strip() == "42 ham"
 
 
-def test_prepare_main_kwargs():
+def test_prepare_main_kwargs() -> None:
     interp = interpreters.create()
     interp.prepare_main(spam=42, eggs="ham")
     assert run_output(interp, "print(spam, eggs)").strip() == "42 ham"
 
 
-def test_prepare_main_dict_and_kwargs():
+def test_prepare_main_dict_and_kwargs() -> None:
     interp = interpreters.create()
     interp.prepare_main({"spam": 42, "eggs": "ham"}, foo="bar")
     assert run_output(interp, "print(spam, eggs, foo)").strip() == "42 ham bar"
 
 
-def test_prepare_main_ns_positional_only():
+def test_prepare_main_ns_positional_only() -> None:
     interp = interpreters.create()
     interp.prepare_main(ns=1)  # "ns" is a name to bind, not the namespace
     interp.exec("assert ns == 1")
 
 
-def test_prepare_main_shareable_values():
+def test_prepare_main_shareable_values() -> None:
     values = {
         "none": None,
         "true": True,
@@ -944,7 +982,7 @@ def test_prepare_main_shareable_values():
         interp.exec(f"assert type({name}).__name__ == {type(value).__name__!r}, type({name})")
 
 
-def test_prepare_main_not_shareable():
+def test_prepare_main_not_shareable() -> None:
     interp = interpreters.create()
     with pytest.raises(NotShareableError):
         interp.prepare_main(spam={"spam": "eggs", "foo": "bar"})
@@ -957,20 +995,20 @@ def test_prepare_main_not_shareable():
         interp.exec("print(spam)")
 
 
-def test_prepare_main_bad_names():
+def test_prepare_main_bad_names() -> None:
     interp = interpreters.create()
     with pytest.raises(ValueError):
         # GH-127165: embedded NUL characters broke the lookup
         interp.prepare_main({"\x00": 1})
     with pytest.raises(TypeError):
-        interp.prepare_main({1: 2})
+        interp.prepare_main({1: 2})  # type: ignore[arg-type]  # deliberately: not str keys
     with pytest.raises(TypeError):
-        interp.prepare_main(42)
+        interp.prepare_main(42)  # type: ignore[arg-type]  # deliberately: not a mapping
     with pytest.raises(ExecutionFailed):
         interp.exec("print(spam)")
 
 
-def test_prepare_main_running():
+def test_prepare_main_running() -> None:
     interp = interpreters.create()
     interp.prepare_main({"spam": True})
     with pipe() as (r, w):
@@ -986,7 +1024,7 @@ def test_prepare_main_running():
     interp.exec("assert spam is True")
 
 
-def test_prepare_main_created_with_capi():
+def test_prepare_main_created_with_capi() -> None:
     with Subinterpreter.create() as si:
         interp = interpreters.Interpreter(si.id)
         with pytest.raises(InterpreterError, match="unrecognized"):
@@ -995,7 +1033,7 @@ def test_prepare_main_created_with_capi():
             si.exec("assert spam is True")
 
 
-def test_prepare_main_closed():
+def test_prepare_main_closed() -> None:
     interp = interpreters.create()
     interp.close()
     with pytest.raises(InterpreterNotFoundError):
@@ -1005,17 +1043,17 @@ def test_prepare_main_closed():
 # -- Interpreter.exec() -------------------------------------------------------------------------
 
 
-def test_exec_success():
+def test_exec_success() -> None:
     interp = interpreters.create()
     assert run_output(interp, 'print("it worked!", end="")') == "it worked!"
 
 
-def test_exec_returns_none():
+def test_exec_returns_none() -> None:
     interp = interpreters.create()
-    assert interp.exec("x = 1") is None
+    assert interp.exec("x = 1") is None  # type: ignore[func-returns-value]  # what is checked
 
 
-def test_exec_runs_in___main__():
+def test_exec_runs_in___main__() -> None:
     interp = interpreters.create()
     interp.exec("spam = 42")
     interp.exec("assert spam == 42")
@@ -1024,7 +1062,7 @@ def test_exec_runs_in___main__():
     assert main_value(interp, "spam") == 42
 
 
-def test_exec_failure():
+def test_exec_failure() -> None:
     interp = interpreters.create()
     with pytest.raises(ExecutionFailed) as info:
         interp.exec("raise Exception('uh-oh!')")
@@ -1042,7 +1080,7 @@ def test_exec_failure():
     assert excinfo.errdisplay in text
 
 
-def test_exec_failure_custom_exception_type():
+def test_exec_failure_custom_exception_type() -> None:
     interp = interpreters.create()
     with pytest.raises(ExecutionFailed) as info:
         interp.exec("class SpamError(Exception):\n    pass\nraise SpamError('eggs')\n")
@@ -1052,7 +1090,7 @@ def test_exec_failure_custom_exception_type():
     assert excinfo.msg == "eggs"
 
 
-def test_exec_exception_chain_in_excinfo():
+def test_exec_exception_chain_in_excinfo() -> None:
     interp = interpreters.create()
     script = textwrap.dedent(
         """
@@ -1075,7 +1113,7 @@ def test_exec_exception_chain_in_excinfo():
     assert "ZeroDivisionError" in str(info.value)
 
 
-def test_exec_exception_context_in_excinfo():
+def test_exec_exception_context_in_excinfo() -> None:
     interp = interpreters.create()
     with pytest.raises(ExecutionFailed) as info:
         interp.exec("try:\n    {}['k']\nexcept KeyError:\n    raise RuntimeError('during')\n")
@@ -1085,7 +1123,7 @@ def test_exec_exception_context_in_excinfo():
     assert "RuntimeError: during" in display
 
 
-def test_exec_excinfo_pickles():
+def test_exec_excinfo_pickles() -> None:
     interp = interpreters.create()
     with pytest.raises(ExecutionFailed) as info:
         interp.exec("raise KeyError('x')")
@@ -1104,7 +1142,7 @@ def test_exec_excinfo_pickles():
         ("raise KeyboardInterrupt", "KeyboardInterrupt"),
     ],
 )
-def test_exec_base_exceptions_do_not_escape(script, typename):
+def test_exec_base_exceptions_do_not_escape(script: str, typename: str) -> None:
     interp = interpreters.create()
     with pytest.raises(ExecutionFailed) as info:
         interp.exec(script)
@@ -1113,7 +1151,7 @@ def test_exec_base_exceptions_do_not_escape(script, typename):
     assert interp.call(divmod, 3, 2) == (1, 1)
 
 
-def test_exec_display_preserved_exception(tmp_path):
+def test_exec_display_preserved_exception(tmp_path: Path) -> None:
     modfile = tmp_path / "spam.py"
     modfile.write_text(
         textwrap.dedent(
@@ -1158,11 +1196,11 @@ def test_exec_display_preserved_exception(tmp_path):
     assert uncaught.rstrip().endswith("RuntimeError: uh-oh!")
 
 
-def test_exec_in_thread():
+def test_exec_in_thread() -> None:
     interp = interpreters.create()
     out = []
 
-    def f():
+    def f() -> None:
         out.append(run_output(interp, 'print("it worked!", end="")'))
 
     t = threading.Thread(target=f)
@@ -1172,7 +1210,7 @@ def test_exec_in_thread():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_exec_fork_refused():
+def test_exec_fork_refused() -> None:
     interp = interpreters.create()
     out = run_output(
         interp,
@@ -1190,13 +1228,13 @@ def test_exec_fork_refused():
 
 
 @pytest.mark.parametrize("bad", [10, None, print, object(), str, ["x = 1"]])
-def test_exec_bad_script(bad):
+def test_exec_bad_script(bad: object) -> None:
     interp = interpreters.create()
     with pytest.raises(TypeError):
         interp.exec(bad)
 
 
-def test_exec_bytes_for_script():
+def test_exec_bytes_for_script() -> None:
     with pipe() as (r, w):
         interp = interpreters.create()
         interp.exec(f"import os; os.write({w}, b'R')".encode())
@@ -1205,7 +1243,7 @@ def test_exec_bytes_for_script():
         assert os.read(r, 1) == b"S"
 
 
-def test_exec_syntax_error_raised_here():
+def test_exec_syntax_error_raised_here() -> None:
     interp = interpreters.create()
     with pytest.raises(SyntaxError):
         interp.exec("def f(:")
@@ -1214,7 +1252,7 @@ def test_exec_syntax_error_raised_here():
     assert interp.call(divmod, 1, 1) == (1, 0)
 
 
-def test_exec_does_not_inherit_future_flags():
+def test_exec_does_not_inherit_future_flags() -> None:
     # The facade (and this module) may use `from __future__ import annotations`; the
     # script must be compiled without it, as the stdlib does.
     interp = interpreters.create()
@@ -1225,13 +1263,13 @@ def test_exec_does_not_inherit_future_flags():
     assert main_value(interp, "ann") == {"x": "type", "return": "NoneType"}
 
 
-def test_exec_keeps_asserts():
+def test_exec_keeps_asserts() -> None:
     interp = interpreters.create()
     with pytest.raises(ExecutionFailed, match="AssertionError"):
         interp.exec("assert False, 'kept'")
 
 
-def test_exec_with_background_threads_still_running():
+def test_exec_with_background_threads_still_running() -> None:
     with pipe() as (r_interp, w_interp), pipe() as (r_thread, w_thread):
         interp = interpreters.create()
         interp.exec(
@@ -1256,7 +1294,7 @@ def test_exec_with_background_threads_still_running():
         assert os.read(r_interp, 1) == b"F"
 
 
-def test_exec_already_running():
+def test_exec_already_running() -> None:
     interp = interpreters.create()
     with pipe() as (r, w):
         t = threading.Thread(target=interp.exec, args=(f"import os; os.read({r}, 1)",))
@@ -1274,7 +1312,7 @@ def test_exec_already_running():
     assert main_value(interp, "x") == 2
 
 
-def test_exec_created_with_capi():
+def test_exec_created_with_capi() -> None:
     with Subinterpreter.create() as si:
         interp = interpreters.Interpreter(si.id)
         with pytest.raises(InterpreterError, match="unrecognized"):
@@ -1283,7 +1321,7 @@ def test_exec_created_with_capi():
             interp.call(divmod, 1, 2)
 
 
-def test_exec_list_comprehension():
+def test_exec_list_comprehension() -> None:
     # gh-135450: list comprehensions caused an assertion failure
     with pipe() as (r, w):
         interp = interpreters.create()
@@ -1298,67 +1336,72 @@ def test_exec_list_comprehension():
         interp.close()
 
 
-def script_func_sets_globals():
+# Globals that the functions below set in the __main__ they run in (declared, not bound).
+from_script: str
+cell_result: int
+
+
+def script_func_sets_globals() -> None:
     import os as os_alias  # a local of the function, not a global of __main__
 
     global from_script
     from_script = os_alias.sep
 
 
-def script_func_raises():
+def script_func_raises() -> None:
     raise LookupError("from a function")
 
 
-def script_func_with_args(a):
+def script_func_with_args(a: object) -> None:
     pass
 
 
-def script_func_with_kwonly(*, a=1):
+def script_func_with_kwonly(*, a: int = 1) -> None:
     pass
 
 
-def script_func_varargs(*args):
+def script_func_varargs(*args: object) -> None:
     pass
 
 
-def script_func_returns():
+def script_func_returns() -> int:
     return 42
 
 
-def script_func_generator():
+def script_func_generator() -> Iterator[int]:
     yield 1
 
 
-async def script_func_coroutine():
+async def script_func_coroutine() -> None:
     pass
 
 
-def script_func_returns_none_explicitly():
+def script_func_returns_none_explicitly() -> None:
     if __name__:
         return
     return None
 
 
-def script_func_uses_cell():
+def script_func_uses_cell() -> None:
     x = [1, 2, 3]
 
-    def inner():
+    def inner() -> int:
         return len(x)
 
     global cell_result
     cell_result = inner()
 
 
-def _make_closure():
+def _make_closure() -> Callable[[], None]:
     y = 3
 
-    def script_closure():
+    def script_closure() -> None:
         print(y)
 
     return script_closure
 
 
-def test_exec_function_body_runs_in___main__():
+def test_exec_function_body_runs_in___main__() -> None:
     interp = interpreters.create()
     interp.exec(script_func_sets_globals)
     assert main_value(interp, "from_script") == os.sep
@@ -1368,7 +1411,7 @@ def test_exec_function_body_runs_in___main__():
     assert main_value(interp, "cell_result") == 3
 
 
-def test_exec_function_failure():
+def test_exec_function_failure() -> None:
     interp = interpreters.create()
     with pytest.raises(ExecutionFailed) as info:
         interp.exec(script_func_raises)
@@ -1389,7 +1432,7 @@ def test_exec_function_failure():
         (_make_closure(), "closures not supported"),
     ],
 )
-def test_exec_function_not_a_script(func, message):
+def test_exec_function_not_a_script(func: types.FunctionType, message: str) -> None:
     interp = interpreters.create()
     with pytest.raises(ValueError, match=message):
         interp.exec(func)
@@ -1397,7 +1440,7 @@ def test_exec_function_not_a_script(func, message):
         interp.exec(func.__code__)
 
 
-def test_exec_code_object():
+def test_exec_code_object() -> None:
     interp = interpreters.create()
     interp.exec(compile("spam = 6 * 7", "<spam>", "exec"))
     assert main_value(interp, "spam") == 42
@@ -1407,7 +1450,7 @@ def test_exec_code_object():
         interp.exec(compile("1 + 1", "<eval>", "eval"))
 
 
-def test_exec_closed():
+def test_exec_closed() -> None:
     interp = interpreters.create()
     interp.close()
     with pytest.raises(InterpreterNotFoundError):
@@ -1418,7 +1461,7 @@ def test_exec_closed():
 
 
 @pytest.fixture(scope="module")
-def shared_interp():
+def shared_interp() -> Iterator[interpreters.Interpreter]:
     """One interpreter for the calls that leave no state behind (it imports this module once,
     instead of once per test)."""
     interp = interpreters.create()
@@ -1427,7 +1470,7 @@ def shared_interp():
         interp.close()
 
 
-def test_call_stateless_funcs(shared_interp):
+def test_call_stateless_funcs(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     assert interp.call(call_func_noop) is None
     assert interp.call(call_func_return_shareable) == (1, None)
@@ -1437,7 +1480,7 @@ def test_call_stateless_funcs(shared_interp):
     assert interp.call(call_func_return_pickleable) == [1, 2, 3]
 
 
-def test_call_returns_closure(shared_interp):
+def test_call_returns_closure(shared_interp: interpreters.Interpreter) -> None:
     # Like the stdlib: a closure cannot cross (Subinterpreter.call() of the low-level API
     # sends closures by value; the PEP 734 facade does what concurrent.interpreters does).
     interp = shared_interp
@@ -1446,7 +1489,7 @@ def test_call_returns_closure(shared_interp):
     assert interp.call(divmod, 4, 3) == (1, 1)
 
 
-def test_call_returns_unpickleable(shared_interp):
+def test_call_returns_unpickleable(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     with pytest.raises(NotShareableError):
         interp.call(call_func_return_lock)
@@ -1460,7 +1503,7 @@ def test_call_returns_unpickleable(shared_interp):
     [None, 10, -(2**62), "spam!", "", b"spam!", b"", (1, 2, "spam!"), (), True, False, 1.25],
     ids=repr,
 )
-def test_call_returns_shareable_arg(arg, shared_interp):
+def test_call_returns_shareable_arg(arg: object, shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     assert interpreters.is_shareable(arg)
     res = interp.call(call_func_ident, arg)
@@ -1468,7 +1511,7 @@ def test_call_returns_shareable_arg(arg, shared_interp):
     assert type(res) is type(arg)
 
 
-def test_call_returns_memoryview_arg(shared_interp):
+def test_call_returns_memoryview_arg(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     res = interp.call(call_func_ident, memoryview(b"spam!"))
     assert bytes(res) == b"spam!"
@@ -1502,13 +1545,13 @@ PICKLEABLE_ARGS = [
 
 
 @pytest.mark.parametrize("arg", PICKLEABLE_ARGS, ids=repr)
-def test_call_returns_pickleable_arg(arg, shared_interp):
+def test_call_returns_pickleable_arg(arg: object, shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     res = interp.call(call_func_ident, arg)
     assert res == arg
 
 
-def test_call_returns_pickleable_special_args(shared_interp):
+def test_call_returns_pickleable_special_args(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     assert type(interp.call(call_func_ident, object())) is object
     for exc in (Exception("uh-oh!"), ModuleNotFoundError("mymodule")):
@@ -1519,10 +1562,10 @@ def test_call_returns_pickleable_special_args(shared_interp):
 
 @pytest.mark.parametrize(
     "arg",
-    [types.MappingProxyType({}), threading.Lock(), (x for x in ())],
+    [types.MappingProxyType({}), threading.Lock(), (x for x in range(0))],
     ids=["mappingproxy", "lock", "generator"],
 )
-def test_call_unpickleable_arg(arg, shared_interp):
+def test_call_unpickleable_arg(arg: object, shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     assert not interpreters.is_shareable(arg)
     with pytest.raises(NotShareableError):
@@ -1530,29 +1573,29 @@ def test_call_unpickleable_arg(arg, shared_interp):
     assert interp.call(divmod, 9, 2) == (4, 1)
 
 
-def test_call_full_args(shared_interp):
+def test_call_full_args(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     res = interp.call(call_func_full_args, 1, 2, 3, 4, "?", e=5, f=6, g=7, h=8)
     assert res == (1, 2, 3, 4, 5, 6, ("?",), {"g": 7, "h": 8})
 
 
-def test_call_full_defaults(shared_interp):
+def test_call_full_defaults(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     res = interp.call(call_func_full_args_with_defaults, g=8, h=9)
     assert res == (-1, -2, -3, -4, -5, -6, (), {"g": 8, "h": 9})
 
 
-def test_call_kwargs_named_like_parameters(shared_interp):
+def test_call_kwargs_named_like_parameters(shared_interp: interpreters.Interpreter) -> None:
     # "callable" and "self" are positional-only in call(), so they can be kwargs.
     interp = shared_interp
     res = interp.call(call_func_full_args, 1, 2, 3, 4, e=5, f=6, callable=7, self=8)
     assert res == (1, 2, 3, 4, 5, 6, (), {"callable": 7, "self": 8})
 
 
-def test_call_modified_arg(shared_interp):
+def test_call_modified_arg(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     script = "a = 7\nb = 2\nc = a ** b\n"
-    ns = {}
+    ns: dict[str, object] = {}
     obj, resns, resid = interp.call(call_func_exec_wrapper, script, ns)
     del resns["__builtins__"]
     assert obj is None
@@ -1562,7 +1605,7 @@ def test_call_modified_arg(shared_interp):
     assert resid != id(resns)
 
 
-def test_call_builtins(shared_interp):
+def test_call_builtins(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     assert interp.call(divmod, 17, 5) == (3, 2)
     assert interp.call(len, "spam") == 4
@@ -1572,7 +1615,7 @@ def test_call_builtins(shared_interp):
     assert interp.call(str.upper, "spam") == "SPAM"
 
 
-def test_call_module_functions(shared_interp):
+def test_call_module_functions(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     assert interp.call(math.factorial, 20) == math.factorial(20)
     assert interp.call(operator.add, 2, 3) == 5
@@ -1581,13 +1624,13 @@ def test_call_module_functions(shared_interp):
     assert interp.call(os.path.join, "a", "b") == os.path.join("a", "b")
 
 
-def test_call_lambdas_and_closures(shared_interp):
+def test_call_lambdas_and_closures(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     # Stateless lambdas and nested functions cross by value, as in the stdlib.
     assert interp.call(lambda a, b: a * b, 6, 7) == 42
     assert interp.call(lambda: len("spam")) == 4
 
-    def local_function(n):
+    def local_function(n: int) -> list[int]:
         return [i * 10 for i in range(n)]
 
     assert interp.call(local_function, 3) == [0, 10, 20]
@@ -1602,7 +1645,7 @@ def test_call_lambdas_and_closures(shared_interp):
     assert interp.call(divmod, 7, 7) == (1, 0)
 
 
-def test_call_closures_with_low_level_api():
+def test_call_closures_with_low_level_api() -> None:
     # The low-level Subinterpreter.call() does send closures by value.
     with Subinterpreter.create() as si:
         k = 10
@@ -1610,7 +1653,7 @@ def test_call_closures_with_low_level_api():
         assert si.call(get_call_func_closure("closed over")) == "closed over"
 
 
-def test_call_function_defined_in_test_module():
+def test_call_function_defined_in_test_module() -> None:
     interp = interpreters.create()
     assert interp.call(call_func_complex, "globals") == __name__
     assert interp.call(call_func_complex, "interpid") == interp.id
@@ -1619,7 +1662,7 @@ def test_call_function_defined_in_test_module():
     assert interpid == interp.id
 
 
-def test_call_raises(shared_interp):
+def test_call_raises(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     with pytest.raises(ExecutionFailed) as info:
         interp.call(call_func_failure)
@@ -1634,7 +1677,7 @@ def test_call_raises(shared_interp):
     assert info.value.excinfo.formatted.startswith("ZeroDivisionError")
 
 
-def test_call_exception_chain_in_excinfo(shared_interp):
+def test_call_exception_chain_in_excinfo(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     with pytest.raises(ExecutionFailed) as info:
         interp.call(call_func_chained)
@@ -1674,32 +1717,38 @@ def test_call_exception_chain_in_excinfo(shared_interp):
     ],
     ids=lambda v: getattr(v, "__qualname__", None) or repr(v)[:20],
 )
-def test_call_valid(func, args, kwargs, expected, shared_interp):
+def test_call_valid(
+    func: Callable[..., object],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+    expected: object,
+    shared_interp: interpreters.Interpreter,
+) -> None:
     interp = shared_interp
     assert interp.call(func, *args, **kwargs) == expected
 
 
-def test_call_closure_returned_from_there(shared_interp):
+def test_call_closure_returned_from_there(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     with pytest.raises(NotShareableError):
         interp.call(call_func_complex, "closure", value="~~~")
 
 
-def test_call_not_callable(shared_interp):
+def test_call_not_callable(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     for bad in (1, "divmod", None):
         with pytest.raises(TypeError, match="callable"):
-            interp.call(bad)
+            interp.call(bad)  # type: ignore[arg-type]  # deliberately not callable
 
 
-def test_call_closed():
+def test_call_closed() -> None:
     interp = interpreters.create()
     interp.close()
     with pytest.raises(InterpreterNotFoundError):
         interp.call(divmod, 1, 2)
 
 
-def test_callable_requires_frame():
+def test_callable_requires_frame() -> None:
     interp = interpreters.create()
     assert interp.call(eval, "[1, 2, 3]") == [1, 2, 3]
     assert interp.call(eval, "sum([1, 2, 3])") == 6
@@ -1711,7 +1760,7 @@ def test_callable_requires_frame():
         interp.call(globals)
 
 
-def test_globals_from_builtins():
+def test_globals_from_builtins() -> None:
     interp = interpreters.create()
     names = interp.call(dir)
     assert {"__builtins__", "__doc__", "__name__", "__spec__"} <= set(names)
@@ -1724,13 +1773,13 @@ def test_globals_from_builtins():
     assert interp.call(eval, "spam") == 42
 
 
-def test_globals_from_stateless_func():
+def test_globals_from_stateless_func() -> None:
     # A stateless function (no globals, no closure) runs with the target's __main__ as its
     # globals, like the stdlib's.
-    def set_global(name, value):
+    def set_global(name: str, value: object) -> None:
         globals()[name] = value
 
-    def get_global(name):
+    def get_global(name: str) -> object:
         return globals().get(name)
 
     interp = interpreters.create()
@@ -1778,7 +1827,7 @@ if __name__ == "__main__":
 """
 
 
-def test_call_func_in_script___main__(tmp_path):
+def test_call_func_in_script___main__(tmp_path: Path) -> None:
     script = tmp_path / "my_script.py"
     script.write_text(FUNC_IN_MAIN_SCRIPT)
     proc = run_python(str(script), cwd=str(tmp_path))
@@ -1792,7 +1841,7 @@ def test_call_func_in_script___main__(tmp_path):
     assert results["main_untouched"] == (False, False, False)
 
 
-def test_call_func_in_script___main___indirect(tmp_path):
+def test_call_func_in_script___main___indirect(tmp_path: Path) -> None:
     (tmp_path / "mymod.py").write_text(
         textwrap.dedent(
             """
@@ -1821,9 +1870,9 @@ def test_call_func_in_script___main___indirect(tmp_path):
     assert proc.stdout.strip() == "101"
 
 
-def test_call_in_thread():
+def test_call_in_thread() -> None:
     interp = interpreters.create()
-    cases = [
+    cases: list[tuple[Callable[..., object], tuple[object, ...], dict[str, object]]] = [
         (call_func_noop, (), {}),
         (call_func_return_shareable, (), {}),
         (call_func_return_pickleable, (), {}),
@@ -1847,13 +1896,14 @@ def test_call_in_thread():
         assert caught == [], (func, caught)
 
 
-def test_call_in_thread_failures(shared_interp):
+def test_call_in_thread_failures(shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
-    for func, args in [
+    cases: list[tuple[Callable[..., object], tuple[object, ...]]] = [
         (call_func_ident, (threading.Lock(),)),
         (call_func_return_lock, ()),
         (call_func_failure, ()),
-    ]:
+    ]
+    for func, args in cases:
         with captured_thread_exceptions() as caught:
             t = interp.call_in_thread(func, *args)
             t.join()
@@ -1861,7 +1911,7 @@ def test_call_in_thread_failures(shared_interp):
         assert isinstance(caught[0], (NotShareableError, ExecutionFailed))
 
 
-def test_call_in_thread_runs_concurrently():
+def test_call_in_thread_runs_concurrently() -> None:
     interp = interpreters.create()
     with pipe() as (r, w):
         t = interp.call_in_thread(os.read, r, 1)
@@ -1895,16 +1945,16 @@ def test_call_in_thread_runs_concurrently():
     ],
     ids=repr,
 )
-def test_default_shareables(obj):
+def test_default_shareables(obj: object) -> None:
     assert interpreters.is_shareable(obj) is True
 
 
-def test_queue_is_shareable():
+def test_queue_is_shareable() -> None:
     assert interpreters.is_shareable(interpreters.create_queue()) is True
 
 
 class Cheese:
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = name
 
 
@@ -1931,25 +1981,26 @@ class SubBytes(bytes):
     ],
     ids=repr,
 )
-def test_not_shareable(obj):
+def test_not_shareable(obj: object) -> None:
     assert interpreters.is_shareable(obj) is False
 
 
 # -- side by side with the stdlib's module ------------------------------------------------------
 
 
-def _misuse_cases():
-    def closed_interp(m):
+def _misuse_cases() -> list[tuple[str, tuple[int, int], Callable[[types.ModuleType], object]]]:
+    # m: our module or the stdlib's; what they return is of that module's classes.
+    def closed_interp(m: types.ModuleType) -> Any:
         interp = m.create()
         interp.close()
         return interp
 
-    def full_queue(m):
+    def full_queue(m: types.ModuleType) -> Any:
         q = m.create_queue(1)
         q.put_nowait(1)
         return q
 
-    def script_with_args(a):
+    def script_with_args(a: object) -> None:
         pass
 
     return [
@@ -1987,7 +2038,8 @@ def _misuse_cases():
     ]
 
 
-def _raised(func, module):
+def _raised(func: Callable[[types.ModuleType], object], module: types.ModuleType) -> Any:
+    # (Any: an exception of either module's classes)
     try:
         func(module)
     except Exception as exc:
@@ -1995,7 +2047,7 @@ def _raised(func, module):
     raise AssertionError("nothing raised")
 
 
-def _builtin_bases(exc):
+def _builtin_bases(exc: BaseException) -> set[str]:
     return {
         base.__name__
         for base in type(exc).__mro__
@@ -2007,7 +2059,9 @@ def _builtin_bases(exc):
 @pytest.mark.parametrize(
     ("what", "since", "func"), _misuse_cases(), ids=[c[0] for c in _misuse_cases()]
 )
-def test_same_exceptions_as_stdlib(what, since, func):
+def test_same_exceptions_as_stdlib(
+    what: str, since: tuple[int, int], func: Callable[[types.ModuleType], object]
+) -> None:
     if sys.version_info < since:
         pytest.skip(f"the stdlib module of {sys.version_info[:2]} lacks this")
     theirs = _raised(func, std)
@@ -2020,7 +2074,7 @@ def test_same_exceptions_as_stdlib(what, since, func):
 
 
 @needs_stdlib
-def test_list_all_sees_stdlib_interpreters():
+def test_list_all_sees_stdlib_interpreters() -> None:
     theirs = std.create()
     ours = interpreters.create()
     try:
@@ -2042,7 +2096,7 @@ def test_list_all_sees_stdlib_interpreters():
 
 
 @needs_stdlib_314
-def test_execution_failed_same_as_stdlib():
+def test_execution_failed_same_as_stdlib() -> None:
     script = "try:\n    1 / 0\nexcept Exception as e:\n    raise ValueError('boom') from e\n"
     results = []
     for m in (std, interpreters):
@@ -2088,8 +2142,8 @@ def test_execution_failed_same_as_stdlib():
     ],
     ids=repr,
 )
-def test_exec_scripts_same_as_stdlib(func):
-    outcomes = []
+def test_exec_scripts_same_as_stdlib(func: object) -> None:
+    outcomes: list[tuple[str, ...]] = []
     for m in (std, interpreters):
         interp = m.create()
         try:
@@ -2123,7 +2177,9 @@ def test_exec_scripts_same_as_stdlib(func):
     ],
     ids=lambda v: getattr(v, "__qualname__", None) or repr(v)[:20],
 )
-def test_call_same_as_stdlib(func, args, kwargs):
+def test_call_same_as_stdlib(
+    func: Callable[..., object], args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
     results = []
     for m in (std, interpreters):
         interp = m.create()
@@ -2137,9 +2193,9 @@ def test_call_same_as_stdlib(func, args, kwargs):
 
 
 @needs_stdlib
-def test_queue_ops_same_as_stdlib():
-    def scenario(m):
-        log = []
+def test_queue_ops_same_as_stdlib() -> None:
+    def scenario(m: types.ModuleType) -> list[object]:
+        log: list[object] = []
         q = m.create_queue(2)
         log.append((q.maxsize, q.empty(), q.full(), q.qsize()))
         q.put_nowait(1)
@@ -2166,7 +2222,7 @@ def test_queue_ops_same_as_stdlib():
 
 
 @needs_stdlib
-def test_stdlib_objects_cross_into_our_interpreter():
+def test_stdlib_objects_cross_into_our_interpreter() -> None:
     # A value made by the stdlib's module is just an object to us: it crosses by pickle or
     # as data, like any other.
     interp = interpreters.create()
@@ -2178,7 +2234,7 @@ def test_stdlib_objects_cross_into_our_interpreter():
         theirs.close()
 
 
-def test_exec_overhead_is_small():
+def test_exec_overhead_is_small() -> None:
     # exec() of a trivial script returns in well under the 10 ms a polling wait would take.
     interp = interpreters.create()
     interp.exec("pass")

@@ -12,6 +12,8 @@ import os
 import sys
 import textwrap
 import threading
+import types
+from pathlib import Path
 
 import pytest
 from subinterp_rs import interpreters
@@ -30,7 +32,9 @@ from support_interpreters import (
 
 pytestmark = pytest.mark.usefixtures("clean_interpreters")
 
-std = stdlib_interpreters()
+_std = stdlib_interpreters()
+# A module either way for the type checker: the tests that use it skip where it is None.
+std = _std or types.ModuleType("no_stdlib_interpreters")
 
 
 # -- startup ------------------------------------------------------------------------------------
@@ -65,7 +69,7 @@ interp.close()
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
 )
-def test_sys_path_0(tmp_path, argv, expected_is_cwd):
+def test_sys_path_0(tmp_path: Path, argv: list[str], expected_is_cwd: bool) -> None:
     # The main interpreter's sys.path[0] is used by subinterpreters.
     cwd = os.path.realpath(tmp_path)
     os.makedirs(os.path.join(cwd, "pkg"))
@@ -83,7 +87,7 @@ def test_sys_path_0(tmp_path, argv, expected_is_cwd):
     assert data["sub"] == (cwd if expected_is_cwd else "")
 
 
-def test_initial_state_of_subinterpreter():
+def test_initial_state_of_subinterpreter() -> None:
     interp = interpreters.create()
     out = run_output(
         interp,
@@ -101,7 +105,7 @@ def test_initial_state_of_subinterpreter():
     assert lines[3] == "True"
 
 
-def test_daemon_threads_refused():
+def test_daemon_threads_refused() -> None:
     # Isolated interpreters allow threads but not daemon threads (like the stdlib's).
     interp = interpreters.create()
     with pytest.raises(ExecutionFailed) as info:
@@ -116,7 +120,7 @@ def test_daemon_threads_refused():
 # -- finalization -------------------------------------------------------------------------------
 
 
-def test_gh_109793():
+def test_gh_109793() -> None:
     # Finalization finishes and the right exit code is reported, even when
     # subinterpreters get cleaned up at the end.
     proc = run_script(
@@ -133,7 +137,7 @@ def test_gh_109793():
     assert_clean_exit(proc, rc=1)
 
 
-def test_exit_with_idle_interpreters():
+def test_exit_with_idle_interpreters() -> None:
     proc = run_script(
         """
         from subinterp_rs import interpreters
@@ -150,7 +154,7 @@ def test_exit_with_idle_interpreters():
     assert "Exception ignored" not in proc.stderr
 
 
-def test_exit_with_uncaught_exception_and_live_interpreters():
+def test_exit_with_uncaught_exception_and_live_interpreters() -> None:
     proc = run_script(
         """
         from subinterp_rs import interpreters
@@ -170,7 +174,7 @@ def test_exit_with_uncaught_exception_and_live_interpreters():
     assert "ValueError: boom" in proc.stderr
 
 
-def test_exit_with_nested_interpreters():
+def test_exit_with_nested_interpreters() -> None:
     proc = run_script(
         """
         from subinterp_rs import interpreters
@@ -187,7 +191,7 @@ def test_exit_with_nested_interpreters():
     assert proc.stdout.strip() == "4"
 
 
-def test_exit_while_running_python_code_in_thread():
+def test_exit_while_running_python_code_in_thread() -> None:
     proc = run_script(
         """
         import threading, time
@@ -206,7 +210,7 @@ def test_exit_while_running_python_code_in_thread():
     assert proc.stdout == "exiting\n"
 
 
-def test_exit_while_blocked_in_queue_get_in_thread():
+def test_exit_while_blocked_in_queue_get_in_thread() -> None:
     proc = run_script(
         """
         import threading, time
@@ -226,7 +230,7 @@ def test_exit_while_blocked_in_queue_get_in_thread():
     assert proc.stdout == "exiting\n"
 
 
-def test_exit_with_pending_queue_items():
+def test_exit_with_pending_queue_items() -> None:
     proc = run_script(
         """
         from subinterp_rs import interpreters
@@ -242,7 +246,7 @@ def test_exit_with_pending_queue_items():
     assert proc.stdout.strip() == "4"
 
 
-def test_exit_from_thread_that_created_interpreters():
+def test_exit_from_thread_that_created_interpreters() -> None:
     proc = run_script(
         """
         import threading
@@ -263,7 +267,7 @@ def test_exit_from_thread_that_created_interpreters():
     assert proc.stdout.strip() == "[(3, 1), (3, 1), (3, 1)]"
 
 
-def test_cleanup_in_repl():
+def test_cleanup_in_repl() -> None:
     # gh-135729: a subinterpreter used in the REPL led to an unraisable exception during
     # finalization.
     proc = run_python(
@@ -280,7 +284,7 @@ def test_cleanup_in_repl():
 # -- close() while something runs ---------------------------------------------------------------
 
 
-def test_close_still_running():
+def test_close_still_running() -> None:
     proc = run_script(
         """
         import os, threading, time
@@ -306,7 +310,7 @@ def test_close_still_running():
     assert proc.stdout.splitlines() == ["refused True", "still running True", "closed [0]"]
 
 
-def test_close_from_inside_while_running():
+def test_close_from_inside_while_running() -> None:
     proc = run_script(
         """
         from subinterp_rs import interpreters
@@ -325,7 +329,7 @@ def test_close_from_inside_while_running():
     assert proc.stdout.splitlines() == ["InterpreterError", "(1, 2)"]
 
 
-def test_close_with_remaining_threads():
+def test_close_with_remaining_threads() -> None:
     # Like the stdlib: close() waits for the interpreter's (non-daemon) threads.
     proc = run_script(
         """
@@ -359,7 +363,7 @@ def test_close_with_remaining_threads():
     assert proc.stdout.splitlines() == ["closed", "b'F'"]
 
 
-def test_close_subthreads_still_running():
+def test_close_subthreads_still_running() -> None:
     proc = run_script(
         """
         import os
@@ -402,7 +406,7 @@ def test_close_subthreads_still_running():
 # -- who keeps an interpreter alive -------------------------------------------------------------
 
 
-def test_reference_from_another_interpreter_keeps_it_alive():
+def test_reference_from_another_interpreter_keeps_it_alive() -> None:
     holder = interpreters.create()
     interp = interpreters.create()
     interpid = interp.id
@@ -416,7 +420,7 @@ def test_reference_from_another_interpreter_keeps_it_alive():
     assert not interp_exists(interpid)
 
 
-def test_nested_interpreter_goes_with_its_last_object():
+def test_nested_interpreter_goes_with_its_last_object() -> None:
     interp = interpreters.create()
     out = run_output(
         interp,
@@ -433,7 +437,7 @@ def test_nested_interpreter_goes_with_its_last_object():
     assert not interp_exists(innerid)
 
 
-def test_closing_parent_leaves_referenced_nested_interpreter():
+def test_closing_parent_leaves_referenced_nested_interpreter() -> None:
     interp = interpreters.create()
     out = run_output(
         interp,
@@ -445,7 +449,7 @@ def test_closing_parent_leaves_referenced_nested_interpreter():
     assert inner.call(divmod, 8, 3) == (2, 2)
 
 
-def test_interpreter_created_in_thread_used_elsewhere():
+def test_interpreter_created_in_thread_used_elsewhere() -> None:
     made = []
     t = threading.Thread(target=lambda: made.append(interpreters.create()))
     t.start()
@@ -458,7 +462,7 @@ def test_interpreter_created_in_thread_used_elsewhere():
     assert not interp_exists(interp.id)
 
 
-def test_is_running_reflects_exec_in_other_thread():
+def test_is_running_reflects_exec_in_other_thread() -> None:
     interp = interpreters.create()
     with pipe() as (r, w):
         t = threading.Thread(target=interp.exec, args=(f"import os; os.read({r}, 1)",))
@@ -476,11 +480,11 @@ def test_is_running_reflects_exec_in_other_thread():
 
 # -- the stdlib's module and ours in one process ------------------------------------------------
 
-needs_stdlib = pytest.mark.skipif(std is None, reason="no stdlib PEP 734 module (3.13+)")
+needs_stdlib = pytest.mark.skipif(_std is None, reason="no stdlib PEP 734 module (3.13+)")
 
 
 @needs_stdlib
-def test_stdlib_and_ours_close_each_others_interpreters():
+def test_stdlib_and_ours_close_each_others_interpreters() -> None:
     # Each may refuse to close the other's interpreters; if the stdlib does close one of ours,
     # ours must notice (InterpreterNotFoundError), never crash.
     stdmod = std.__name__
@@ -524,7 +528,7 @@ def test_stdlib_and_ours_close_each_others_interpreters():
 
 
 @needs_stdlib
-def test_stdlib_and_ours_exit_together():
+def test_stdlib_and_ours_exit_together() -> None:
     stdmod = std.__name__
     proc = run_script(
         f"""
@@ -544,7 +548,7 @@ def test_stdlib_and_ours_exit_together():
 
 
 @needs_stdlib
-def test_sys_path_0_same_as_stdlib(tmp_path):
+def test_sys_path_0_same_as_stdlib(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys, json
@@ -567,6 +571,6 @@ def test_sys_path_0_same_as_stdlib(tmp_path):
     assert data["ours"] == data["std"]
 
 
-def test_python_version_sanity():
+def test_python_version_sanity() -> None:
     # These tests run on every supported Python.
     assert sys.version_info >= (3, 12)

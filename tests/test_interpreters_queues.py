@@ -14,17 +14,21 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 import pytest
 
 try:
     from hypothesis import given, settings
     from hypothesis import strategies as st
+
+    HAVE_HYPOTHESIS = True
 except ImportError:
     # This module is imported in subinterpreters too (its functions cross by name), where
     # hypothesis's native module refuses to load; its tests only run in the main one.
-    given = None
+    HAVE_HYPOTHESIS = False
 from subinterp_rs import _native, _queues, interpreters
+from subinterp_rs._crossinterp import UnboundItem, UnboundOp
 from subinterp_rs.interpreters import (
     UNBOUND,
     UNBOUND_ERROR,
@@ -49,14 +53,14 @@ pytestmark = pytest.mark.usefixtures("clean_interpreters")
 HUGE_TIMEOUT = 3600
 
 
-def queue_ids():
+def queue_ids() -> set[int]:
     return {qid for qid, *_ in _native.queue_list_all()}
 
 
 # -- the low-level functions the facade stands on -----------------------------------------------
 
 
-def test_native_create_release():
+def test_native_create_release() -> None:
     qid = _native.queue_create(2, _native.UNBOUND_REPLACE)
     assert qid in queue_ids()
     _native.queue_release(qid)
@@ -67,7 +71,7 @@ def test_native_create_release():
         _native.queue_release(qid)
 
 
-def test_native_bind_release():
+def test_native_bind_release() -> None:
     qid = _native.queue_create(2, _native.UNBOUND_REPLACE)
     _native.queue_bind(qid)
     _native.queue_bind(qid)
@@ -78,7 +82,7 @@ def test_native_bind_release():
     assert qid not in queue_ids()
 
 
-def test_highlevel_reloaded():
+def test_highlevel_reloaded() -> None:
     # gh-115490: reloading the module in a subinterpreter must keep working.
     interp = interpreters.create()
     interp.exec(
@@ -91,7 +95,7 @@ def test_highlevel_reloaded():
     )
 
 
-def test_not_destroyed_at_exit():
+def test_not_destroyed_at_exit() -> None:
     # A queue left alive at exit is cleaned up silently.
     proc = run_script(
         """
@@ -112,16 +116,16 @@ def test_not_destroyed_at_exit():
 
 
 @pytest.mark.parametrize("maxsize", [0, 3, 100])
-def test_create_maxsize(maxsize):
+def test_create_maxsize(maxsize: int) -> None:
     q = interpreters.create_queue(maxsize)
     assert q.maxsize == maxsize
 
 
-def test_create_default_maxsize():
+def test_create_default_maxsize() -> None:
     assert interpreters.create_queue().maxsize == 0
 
 
-def test_create_negative_maxsize():
+def test_create_negative_maxsize() -> None:
     # Like the stdlib: kept as given, and unbounded.
     q = interpreters.create_queue(-10)
     assert q.maxsize == -10
@@ -131,19 +135,19 @@ def test_create_negative_maxsize():
 
 
 @pytest.mark.parametrize("bad", ["1", 1.0, None, [1]])
-def test_create_bad_maxsize(bad):
+def test_create_bad_maxsize(bad: object) -> None:
     before = queue_ids()
     with pytest.raises(TypeError):
-        interpreters.create_queue(bad)
+        interpreters.create_queue(bad)  # type: ignore[arg-type]  # deliberately not an int
     assert queue_ids() == before
 
 
-def test_create_keyword_only_unbounditems():
+def test_create_keyword_only_unbounditems() -> None:
     with pytest.raises(TypeError):
-        interpreters.create_queue(0, UNBOUND)
+        interpreters.create_queue(0, UNBOUND)  # type: ignore[call-arg]  # deliberately positional
 
 
-def test_shareable():
+def test_shareable() -> None:
     queue1 = interpreters.create_queue()
     interp = interpreters.create()
     interp.exec(
@@ -173,7 +177,7 @@ def test_shareable():
     assert type(queue5) is interpreters.Queue
 
 
-def test_queue_type_in_subinterpreter():
+def test_queue_type_in_subinterpreter() -> None:
     q = interpreters.create_queue()
     interp = interpreters.create()
     interp.prepare_main(q=q)
@@ -187,23 +191,23 @@ def test_queue_type_in_subinterpreter():
     assert out.split() == ["True", str(q.id)]
 
 
-def test_id_type():
+def test_id_type() -> None:
     assert type(interpreters.create_queue().id) is int
 
 
-def test_custom_id():
+def test_custom_id() -> None:
     with pytest.raises(QueueNotFoundError):
         interpreters.Queue(1_000_000)
 
 
 @pytest.mark.parametrize("bad", ["1", 1.0, None, object()])
-def test_bad_id_type(bad):
+def test_bad_id_type(bad: object) -> None:
     with pytest.raises(TypeError, match="id must be an int"):
-        interpreters.Queue(bad)
+        interpreters.Queue(bad)  # type: ignore[arg-type]  # deliberately not an int
 
 
-def test_bad_id_value():
-    unraisable = []
+def test_bad_id_value() -> None:
+    unraisable: list[sys.UnraisableHookArgs] = []
     old = sys.unraisablehook
     sys.unraisablehook = unraisable.append
     try:
@@ -216,25 +220,25 @@ def test_bad_id_value():
     assert unraisable == []
 
 
-def test_id_readonly():
+def test_id_readonly() -> None:
     q = interpreters.create_queue()
     with pytest.raises(AttributeError):
-        q.id = 1_000_000
+        q.id = 1_000_000  # type: ignore[misc]  # deliberately: read-only
 
 
-def test_maxsize_readonly():
+def test_maxsize_readonly() -> None:
     q = interpreters.create_queue(10)
     with pytest.raises(AttributeError):
-        q.maxsize = 1_000_000
+        q.maxsize = 1_000_000  # type: ignore[misc]  # deliberately: read-only
     assert q.maxsize == 10
 
 
-def test_hashable():
+def test_hashable() -> None:
     q = interpreters.create_queue()
     assert hash(q) == hash(q.id)
 
 
-def test_equality():
+def test_equality() -> None:
     queue1 = interpreters.create_queue()
     queue2 = interpreters.create_queue()
     assert queue1 == queue1
@@ -243,19 +247,19 @@ def test_equality():
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
-def test_pickle(protocol):
+def test_pickle(protocol: int) -> None:
     q = interpreters.create_queue()
     unpickled = pickle.loads(pickle.dumps(q, protocol))
     assert unpickled == q
     assert unpickled is q
 
 
-def test_repr():
+def test_repr() -> None:
     q = interpreters.create_queue()
     assert repr(q) == f"Queue({q.id})"
 
 
-def test_freed_with_last_object():
+def test_freed_with_last_object() -> None:
     q = interpreters.create_queue()
     qid = q.id
     q.put(b"item")
@@ -267,7 +271,7 @@ def test_freed_with_last_object():
         interpreters.Queue(qid)
 
 
-def test_outlives_creating_interpreter():
+def test_outlives_creating_interpreter() -> None:
     interp = interpreters.create()
     out = run_output(
         interp,
@@ -285,7 +289,7 @@ def test_outlives_creating_interpreter():
     assert q.get_nowait() is UNBOUND
 
 
-def test_list_all():
+def test_list_all() -> None:
     before = {q.id for q in _queues.list_all()}
     q1 = interpreters.create_queue()
     q2 = interpreters.create_queue(5, unbounditems=UNBOUND_ERROR)
@@ -298,7 +302,7 @@ def test_list_all():
 # -- UNBOUND markers ----------------------------------------------------------------------------
 
 
-def test_unbound_markers():
+def test_unbound_markers() -> None:
     assert repr(UNBOUND) == "subinterp_rs.interpreters.UNBOUND"
     assert repr(UNBOUND_ERROR) == "subinterp_rs.interpreters.UNBOUND_ERROR"
     assert repr(UNBOUND_REMOVE) == "subinterp_rs.interpreters.UNBOUND_REMOVE"
@@ -312,7 +316,7 @@ def test_unbound_markers():
 
 
 @pytest.mark.parametrize("unbounditems", [UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE])
-def test_unbounditems_default(unbounditems):
+def test_unbounditems_default(unbounditems: UnboundItem | UnboundOp) -> None:
     q = interpreters.create_queue(unbounditems=unbounditems)
     assert q.unbounditems is unbounditems
     interp = interpreters.create()
@@ -323,17 +327,18 @@ def test_unbounditems_default(unbounditems):
 
 
 @pytest.mark.parametrize("bad", [None, 3, "UNBOUND", object(), [UNBOUND]])
-def test_unbounditems_bad(bad):
+def test_unbounditems_bad(bad: object) -> None:
+    # (bad: deliberately not an unbounditems value)
     before = queue_ids()
     with pytest.raises(NotImplementedError):
-        interpreters.create_queue(unbounditems=bad)
+        interpreters.create_queue(unbounditems=bad)  # type: ignore[arg-type]
     assert queue_ids() == before
     q = interpreters.create_queue()
     if bad is not None:  # put()'s default: the queue's unbounditems
         with pytest.raises(NotImplementedError):
-            q.put(1, unbounditems=bad)
+            q.put(1, unbounditems=bad)  # type: ignore[arg-type]
         with pytest.raises(NotImplementedError):
-            q.put_nowait(1, unbounditems=bad)
+            q.put_nowait(1, unbounditems=bad)  # type: ignore[arg-type]
     assert q.qsize() == 0
     q.put(1, unbounditems=None)
     q.put_nowait(2, unbounditems=None)
@@ -343,7 +348,7 @@ def test_unbounditems_bad(bad):
 # -- operations ---------------------------------------------------------------------------------
 
 
-def test_empty():
+def test_empty() -> None:
     q = interpreters.create_queue()
     before = q.empty()
     q.put(None)
@@ -354,7 +359,7 @@ def test_empty():
 
 
 @pytest.mark.parametrize("maxsize", [1, 3, 11])
-def test_full(maxsize):
+def test_full(maxsize: int) -> None:
     expected = [False] * (maxsize * 2 + 3)
     expected[maxsize] = True
     expected[maxsize + 1] = True
@@ -381,7 +386,7 @@ def test_full(maxsize):
 
 
 @pytest.mark.parametrize("args", [(), (0,), (-1,), (-10,)])
-def test_full_no_maxsize(args):
+def test_full_no_maxsize(args: tuple[int, ...]) -> None:
     num_to_add = 13
     q = interpreters.create_queue(*args)
     actual = []
@@ -398,7 +403,7 @@ def test_full_no_maxsize(args):
     assert actual == [False] * (num_to_add * 2 + 2)
 
 
-def test_qsize():
+def test_qsize() -> None:
     expected = [0, 1, 2, 3, 2, 3, 2, 1, 0, 1, 0]
     actual = []
     q = interpreters.create_queue()
@@ -420,27 +425,27 @@ def test_qsize():
     assert actual == expected
 
 
-def test_put_get_main():
+def test_put_get_main() -> None:
     q = interpreters.create_queue()
     for i in range(20):
         q.put(i)
     assert [q.get() for _ in range(20)] == list(range(20))
 
 
-def test_put_timeout():
+def test_put_timeout() -> None:
     q = interpreters.create_queue(2)
     q.put(None)
     q.put(None)
     with pytest.raises(QueueFull):
         q.put(None, timeout=0.1)
     with pytest.raises(QueueFull):
-        q.put(None, HUGE_TIMEOUT, 0.1)  # (block=3600 is true)
+        q.put(None, HUGE_TIMEOUT, 0.1)  # type: ignore[arg-type]  # (block=3600 is true)
     q.get()
     q.put(None)
     assert q.qsize() == 2
 
 
-def test_put_nowait():
+def test_put_nowait() -> None:
     q = interpreters.create_queue(2)
     q.put_nowait(None)
     q.put_nowait(None)
@@ -462,7 +467,7 @@ def test_put_nowait():
     [None, True, 10, "spam", b"spam", (0, "a"), [1, 2, 3], {"a": 13, "b": 17}],
     ids=repr,
 )
-def test_put_full_fallback(obj):
+def test_put_full_fallback(obj: object) -> None:
     q = interpreters.create_queue()
     q.put(obj)
     obj2 = q.get()
@@ -472,15 +477,15 @@ def test_put_full_fallback(obj):
     assert obj2 == obj
 
 
-def test_get_timeout():
+def test_get_timeout() -> None:
     q = interpreters.create_queue()
     with pytest.raises(QueueEmpty):
         q.get(timeout=0.1)
     with pytest.raises(QueueEmpty):
-        q.get(HUGE_TIMEOUT, 0.1)
+        q.get(HUGE_TIMEOUT, 0.1)  # type: ignore[arg-type]  # (block=3600 is true)
 
 
-def test_get_nowait():
+def test_get_nowait() -> None:
     q = interpreters.create_queue()
     with pytest.raises(QueueEmpty):
         q.get_nowait()
@@ -492,7 +497,7 @@ def test_get_nowait():
     assert time.monotonic() - start < 1
 
 
-def test_empty_full_are_stdlib_queue_exceptions():
+def test_empty_full_are_stdlib_queue_exceptions() -> None:
     q = interpreters.create_queue(1)
     with pytest.raises(queue_module.Empty):
         q.get_nowait()
@@ -503,7 +508,7 @@ def test_empty_full_are_stdlib_queue_exceptions():
         q.put_nowait(2)
 
 
-def test_put_get_full_fallback():
+def test_put_get_full_fallback() -> None:
     q = interpreters.create_queue()
     for methname in ("get", "get_nowait"):
         get = getattr(q, methname)
@@ -517,7 +522,7 @@ def test_put_get_full_fallback():
         assert obj is not obj2
 
 
-def test_put_get_same_interpreter():
+def test_put_get_same_interpreter() -> None:
     interp = interpreters.create()
     interp.exec("from subinterp_rs import interpreters\nqueue = interpreters.create_queue()\n")
     for methname in ("get", "get_nowait"):
@@ -531,7 +536,7 @@ def test_put_get_same_interpreter():
 
 
 @pytest.mark.parametrize("methname", ["get", "get_nowait"])
-def test_put_get_different_interpreters(methname):
+def test_put_get_different_interpreters(methname: str) -> None:
     interp = interpreters.create()
     queue1 = interpreters.create_queue()
     queue2 = interpreters.create_queue()
@@ -563,7 +568,7 @@ def test_put_get_different_interpreters(methname):
     assert id(obj2) != int(out)
 
 
-def test_queue_through_prepare_main_and_call_args():
+def test_queue_through_prepare_main_and_call_args() -> None:
     q = interpreters.create_queue()
     interp = interpreters.create()
     interp.prepare_main(q=q)
@@ -576,17 +581,17 @@ def test_queue_through_prepare_main_and_call_args():
     assert interp.call(_identity, (q, 1)) == (q, 1)
 
 
-def _identity(obj):
+def _identity(obj: object) -> object:
     return obj
 
 
-def _put_many(q, items):
+def _put_many(q: interpreters.Queue, items: Sequence[object]) -> int:
     for item in items:
         q.put(item)
     return len(items)
 
 
-def test_queue_call_arg_used_there():
+def test_queue_call_arg_used_there() -> None:
     q = interpreters.create_queue()
     interp = interpreters.create()
     assert interp.call(_put_many, q, (1, "two", b"three", (4,), [5])) == 5
@@ -596,7 +601,13 @@ def test_queue_call_arg_used_there():
 # -- unbound items (the interpreter that put them is gone) ------------------------------------
 
 
-def _fill_from_subinterpreter(q, unbounditems=None, presize=0, *, how="del"):
+def _fill_from_subinterpreter(
+    q: interpreters.Queue,
+    unbounditems: UnboundItem | UnboundOp | None = None,
+    presize: int = 0,
+    *,
+    how: str = "del",
+) -> interpreters.Interpreter:
     extraargs = "" if unbounditems is None else f", unbounditems=interpreters.{unbounditems!r}"
     extraargs = extraargs.replace("subinterp_rs.interpreters.", "")
     interp = interpreters.create()
@@ -616,7 +627,7 @@ def _fill_from_subinterpreter(q, unbounditems=None, presize=0, *, how="del"):
     return interp
 
 
-def _drop(box, how):
+def _drop(box: list[interpreters.Interpreter], how: str) -> None:
     """Close the interpreter in ``box`` (a one-item list, the only reference to it), or
     drop the reference, like the stdlib's tests (``del interp``)."""
     interp = box.pop()
@@ -629,7 +640,7 @@ def _drop(box, how):
 
 
 @pytest.mark.parametrize("how", ["del", "close"])
-def test_put_cleared_with_subinterpreter_default(how):
+def test_put_cleared_with_subinterpreter_default(how: str) -> None:
     q = interpreters.create_queue()
     box = [_fill_from_subinterpreter(q)]
     _drop(box, how)
@@ -640,7 +651,7 @@ def test_put_cleared_with_subinterpreter_default(how):
 
 
 @pytest.mark.parametrize("how", ["del", "close"])
-def test_put_cleared_with_subinterpreter_unbound(how):
+def test_put_cleared_with_subinterpreter_unbound(how: str) -> None:
     q = interpreters.create_queue()
     box = [_fill_from_subinterpreter(q, UNBOUND)]
     _drop(box, how)
@@ -649,7 +660,7 @@ def test_put_cleared_with_subinterpreter_unbound(how):
 
 
 @pytest.mark.parametrize("how", ["del", "close"])
-def test_put_cleared_with_subinterpreter_unbound_error(how):
+def test_put_cleared_with_subinterpreter_unbound_error(how: str) -> None:
     q = interpreters.create_queue()
     box = [_fill_from_subinterpreter(q, UNBOUND_ERROR)]
     _drop(box, how)
@@ -662,7 +673,7 @@ def test_put_cleared_with_subinterpreter_unbound_error(how):
 
 
 @pytest.mark.parametrize("how", ["del", "close"])
-def test_put_cleared_with_subinterpreter_unbound_remove(how):
+def test_put_cleared_with_subinterpreter_unbound_remove(how: str) -> None:
     q = interpreters.create_queue()
     box = [_fill_from_subinterpreter(q, UNBOUND_REMOVE)]
     _drop(box, how)
@@ -683,7 +694,7 @@ def test_put_cleared_with_subinterpreter_unbound_remove(how):
     assert q.qsize() == 0
 
 
-def test_put_cleared_with_subinterpreter_queue_default():
+def test_put_cleared_with_subinterpreter_queue_default() -> None:
     # The queue's default applies to items put without unbounditems.
     q = interpreters.create_queue(unbounditems=UNBOUND_ERROR)
     interp = _fill_from_subinterpreter(q)
@@ -696,7 +707,7 @@ def test_put_cleared_with_subinterpreter_queue_default():
     assert q.qsize() == 0
 
 
-def test_put_cleared_with_subinterpreter_mixed():
+def test_put_cleared_with_subinterpreter_mixed() -> None:
     q = interpreters.create_queue()
     interp = interpreters.create()
     run_output(
@@ -726,7 +737,7 @@ def test_put_cleared_with_subinterpreter_mixed():
     assert q.qsize() == 0
 
 
-def test_put_cleared_with_subinterpreter_multiple():
+def test_put_cleared_with_subinterpreter_multiple() -> None:
     q = interpreters.create_queue()
     interp1 = interpreters.create()
     interp2 = interpreters.create()
@@ -788,7 +799,7 @@ def test_put_cleared_with_subinterpreter_multiple():
     assert q.qsize() == 0
 
 
-def test_items_of_main_never_unbound():
+def test_items_of_main_never_unbound() -> None:
     q = interpreters.create_queue(unbounditems=UNBOUND_REMOVE)
     q.put(b"main's")
     interp = interpreters.create()
@@ -799,11 +810,11 @@ def test_items_of_main_never_unbound():
 # -- threads ------------------------------------------------------------------------------------
 
 
-def test_put_get_different_threads():
+def test_put_get_different_threads() -> None:
     queue1 = interpreters.create_queue()
     queue2 = interpreters.create_queue()
 
-    def f():
+    def f() -> None:
         while True:
             try:
                 obj = queue1.get(timeout=0.1)
@@ -822,16 +833,16 @@ def test_put_get_different_threads():
     assert obj is not orig
 
 
-def test_many_producers_and_consumers():
+def test_many_producers_and_consumers() -> None:
     q = interpreters.create_queue(4)
     results = []
     lock = threading.Lock()
 
-    def produce(base):
+    def produce(base: int) -> None:
         for i in range(50):
             q.put((base, i), timeout=10)
 
-    def consume():
+    def consume() -> None:
         got = [q.get(timeout=10) for _ in range(50)]
         with lock:
             results.extend(got)
@@ -854,7 +865,7 @@ def test_many_producers_and_consumers():
 
 
 @pytest.mark.parametrize("timeout", [0.25, 0.4])
-def test_get_float_timeout_honoured(timeout):
+def test_get_float_timeout_honoured(timeout: float) -> None:
     q = interpreters.create_queue()
     start = time.monotonic()
     with pytest.raises(QueueEmpty):
@@ -864,7 +875,7 @@ def test_get_float_timeout_honoured(timeout):
     assert timeout - 0.05 <= elapsed < 0.9, elapsed
 
 
-def test_put_float_timeout_honoured():
+def test_put_float_timeout_honoured() -> None:
     q = interpreters.create_queue(1)
     q.put(0)
     start = time.monotonic()
@@ -876,7 +887,7 @@ def test_put_float_timeout_honoured():
     assert q.get_nowait() == 0
 
 
-def test_zero_timeout_does_not_wait():
+def test_zero_timeout_does_not_wait() -> None:
     q = interpreters.create_queue(1)
     start = time.monotonic()
     with pytest.raises(QueueEmpty):
@@ -887,7 +898,7 @@ def test_zero_timeout_does_not_wait():
     assert time.monotonic() - start < 0.2
 
 
-def test_timeout_in_subinterpreter():
+def test_timeout_in_subinterpreter() -> None:
     q = interpreters.create_queue()
     interp = interpreters.create()
     interp.prepare_main(q=q)
@@ -911,28 +922,29 @@ def test_timeout_in_subinterpreter():
     [(-1, ValueError), (-0.001, ValueError), (float("nan"), ValueError), ("a", ValueError)],
     ids=repr,
 )
-def test_bad_timeout(bad, exc):
+def test_bad_timeout(bad: object, exc: type[Exception]) -> None:
+    # (bad: deliberately invalid, "a" of the wrong type)
     q = interpreters.create_queue(1)
     with pytest.raises(exc):
-        q.get(timeout=bad)
+        q.get(timeout=bad)  # type: ignore[arg-type]
     q.put(1)
     with pytest.raises(exc):
-        q.put(2, timeout=bad)
+        q.put(2, timeout=bad)  # type: ignore[arg-type]
     assert q.qsize() == 1
     assert q.get_nowait() == 1
 
 
-def test_timeout_type_error():
+def test_timeout_type_error() -> None:
     q = interpreters.create_queue()
     with pytest.raises(TypeError):
-        q.get(timeout=object())
+        q.get(timeout=object())  # type: ignore[arg-type]  # deliberately not a number
     with pytest.raises(TypeError):
-        q.put(1, timeout=[1])
+        q.put(1, timeout=[1])  # type: ignore[arg-type]  # deliberately not a number
     assert q.qsize() == 0
 
 
 @pytest.mark.parametrize("timeout", [None, float("inf"), 1e300, HUGE_TIMEOUT])
-def test_endless_timeouts_woken_by_put(timeout):
+def test_endless_timeouts_woken_by_put(timeout: float | None) -> None:
     q = interpreters.create_queue()
     timer = threading.Timer(0.05, q.put, args=("wake",))
     timer.start()
@@ -942,8 +954,10 @@ def test_endless_timeouts_woken_by_put(timeout):
         timer.join()
 
 
-def _wake_latencies(q, rounds, putter):
-    latencies = []
+def _wake_latencies(
+    q: interpreters.Queue, rounds: int, putter: Callable[[], object]
+) -> list[float]:
+    latencies: list[float] = []
     for _ in range(rounds):
         t = threading.Thread(target=putter)
         t.start()
@@ -953,10 +967,10 @@ def _wake_latencies(q, rounds, putter):
     return latencies
 
 
-def test_blocking_get_woken_by_thread_without_polling():
+def test_blocking_get_woken_by_thread_without_polling() -> None:
     q = interpreters.create_queue()
 
-    def putter():
+    def putter() -> None:
         time.sleep(0.02)
         q.put(time.monotonic())
 
@@ -966,7 +980,7 @@ def test_blocking_get_woken_by_thread_without_polling():
     assert max(latencies) < 0.5, latencies
 
 
-def test_blocking_get_woken_by_other_interpreter():
+def test_blocking_get_woken_by_other_interpreter() -> None:
     q = interpreters.create_queue()
     interp = interpreters.create()
     interp.prepare_main(q=q)
@@ -983,7 +997,7 @@ def test_blocking_get_woken_by_other_interpreter():
     assert statistics.median(latencies) < 0.004, latencies
 
 
-def test_blocking_get_in_subinterpreter_woken_by_main():
+def test_blocking_get_in_subinterpreter_woken_by_main() -> None:
     q = interpreters.create_queue()
     back = interpreters.create_queue()
     interp = interpreters.create()
@@ -1001,8 +1015,8 @@ def test_blocking_get_in_subinterpreter_woken_by_main():
     assert statistics.median(latencies) < 0.004, latencies
 
 
-def _echo_latencies(q, back, n):
-    latencies = []
+def _echo_latencies(q: interpreters.Queue, back: interpreters.Queue, n: int) -> None:
+    latencies: list[float] = []
     for _ in range(n):
         back.put("ready")
         stamp = q.get(timeout=10)
@@ -1010,12 +1024,12 @@ def _echo_latencies(q, back, n):
     back.put(tuple(latencies))
 
 
-def test_blocking_put_woken_by_get():
+def test_blocking_put_woken_by_get() -> None:
     q = interpreters.create_queue(1)
     q.put("first")
     done = []
 
-    def getter():
+    def getter() -> None:
         time.sleep(0.05)
         done.append(time.monotonic())
         q.get()
@@ -1029,7 +1043,7 @@ def test_blocking_put_woken_by_get():
     assert q.get_nowait() == "second"
 
 
-def test_blocking_get_interrupted_by_signal():
+def test_blocking_get_interrupted_by_signal() -> None:
     proc = run_script(
         """
         import os, signal, threading, time
@@ -1049,7 +1063,7 @@ def test_blocking_get_interrupted_by_signal():
     assert float(proc.stdout.split()[1]) < 2.0
 
 
-def test_signal_handler_runs_during_blocking_get():
+def test_signal_handler_runs_during_blocking_get() -> None:
     proc = run_script(
         """
         import os, signal, threading
@@ -1071,9 +1085,9 @@ def test_signal_handler_runs_during_blocking_get():
 
 
 @pytest.mark.parametrize(
-    "obj", [threading.Lock(), (x for x in ()), lambda: 0 if os else 1], ids=repr
+    "obj", [threading.Lock(), (x for x in range(0)), lambda: 0 if os else 1], ids=repr
 )
-def test_put_not_shareable(obj):
+def test_put_not_shareable(obj: object) -> None:
     q = interpreters.create_queue()
     q.put("before")
     with pytest.raises(NotShareableError):
@@ -1084,14 +1098,14 @@ def test_put_not_shareable(obj):
     assert q.get_nowait() == "before"
 
 
-def test_put_unpicklable_nested():
+def test_put_unpicklable_nested() -> None:
     q = interpreters.create_queue()
     with pytest.raises(NotShareableError):
         q.put([1, threading.Lock()])
     assert q.qsize() == 0
 
 
-def test_get_unpicklable_there():
+def test_get_unpicklable_there() -> None:
     # An item that pickles there but cannot be rebuilt here (its class lives in that
     # interpreter's __main__): get() raises NotShareableError (like the stdlib, with the
     # unpickling error as its cause), and the queue goes on with the next item.
@@ -1109,7 +1123,7 @@ def test_get_unpicklable_there():
     assert q.get_nowait() == "still works"
 
 
-def test_queue_not_found_after_release():
+def test_queue_not_found_after_release() -> None:
     qid = _native.queue_create(0, _native.UNBOUND_REPLACE)
     q = interpreters.Queue(qid)
     _native.queue_release(qid)  # the facade's object still holds one
@@ -1118,7 +1132,7 @@ def test_queue_not_found_after_release():
     assert q.get() == 1
 
 
-def test_queue_used_from_many_interpreters_after_creator_closed():
+def test_queue_used_from_many_interpreters_after_creator_closed() -> None:
     creator = interpreters.create()
     out = run_output(
         creator,
@@ -1138,7 +1152,7 @@ def test_queue_used_from_many_interpreters_after_creator_closed():
 
 # -- values round-trip ---------------------------------------------------------------------------
 
-if given is not None:
+if HAVE_HYPOTHESIS:
     shareable = st.recursive(
         st.none()
         | st.booleans()
@@ -1152,7 +1166,7 @@ if given is not None:
 
     @settings(max_examples=60, deadline=None)
     @given(value=shareable)
-    def test_roundtrip_shareable_values(value):
+    def test_roundtrip_shareable_values(value: object) -> None:
         q = _roundtrip_queue()
         q.put(value)
         got = q.get_nowait()
@@ -1161,13 +1175,13 @@ if given is not None:
 
     @settings(max_examples=25, deadline=None)
     @given(value=st.lists(st.dictionaries(st.text(max_size=3), st.integers()), max_size=3))
-    def test_roundtrip_pickled_values(value):
+    def test_roundtrip_pickled_values(value: list[dict[str, int]]) -> None:
         q = _roundtrip_queue()
         q.put(value)
         assert q.get_nowait() == value
 
 
-def test_roundtrip_through_subinterpreter():
+def test_roundtrip_through_subinterpreter() -> None:
     values = [None, True, -(2**80), 1.5, "spam ✓", b"\x00eggs", (1, (2, "x")), [3, {"k": 4}]]
     q = interpreters.create_queue()
     back = interpreters.create_queue()
@@ -1179,7 +1193,7 @@ def test_roundtrip_through_subinterpreter():
     assert [back.get_nowait() for _ in values] == values
 
 
-def test_memoryview_crosses():
+def test_memoryview_crosses() -> None:
     q = interpreters.create_queue()
     data = bytearray(b"spam")
     q.put(memoryview(data))
@@ -1187,10 +1201,10 @@ def test_memoryview_crosses():
     assert bytes(got) == b"spam"
 
 
-_ROUNDTRIP = []
+_ROUNDTRIP: list[interpreters.Queue] = []
 
 
-def _roundtrip_queue():
+def _roundtrip_queue() -> interpreters.Queue:
     if not _ROUNDTRIP:
         _ROUNDTRIP.append(interpreters.create_queue())
     q = _ROUNDTRIP[0]
@@ -1199,5 +1213,5 @@ def _roundtrip_queue():
     return q
 
 
-def test_wait_for_helper_sanity():
+def test_wait_for_helper_sanity() -> None:
     assert wait_for(lambda: True, timeout=0.1)

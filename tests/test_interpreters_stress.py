@@ -8,6 +8,7 @@ everything up (``scripts/soak.py``-style runs of minutes).
 import gc
 import threading
 import time
+from collections.abc import Iterable
 
 import pytest
 from subinterp_rs import interpreters
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("clean_interpreters")
 JOIN_TIMEOUT = 300 if SOAK else 60
 
 
-def start_and_join(threads):
+def start_and_join(threads: Iterable[threading.Thread]) -> None:
     for t in threads:
         t.start()
     for t in threads:
@@ -34,7 +35,7 @@ def start_and_join(threads):
         assert not t.is_alive(), "thread still running (hang?)"
 
 
-def test_create_many_sequential():
+def test_create_many_sequential() -> None:
     before = {i.id for i in interpreters.list_all()}
     alive = [interpreters.create() for _ in range(scaled(20, 100))]
     assert len({interp.id for interp in alive}) == len(alive)
@@ -44,14 +45,14 @@ def test_create_many_sequential():
     assert {i.id for i in interpreters.list_all()} == before
 
 
-def test_create_many_threaded():
+def test_create_many_threaded() -> None:
     size = scaled(16, 200)
     before = {i.id for i in interpreters.list_all()}
     alive = []
     errors = []
     start = threading.Event()
 
-    def task():
+    def task() -> None:
         # Try to create all interpreters simultaneously.
         if not start.wait(30):
             raise TimeoutError
@@ -76,7 +77,7 @@ def test_create_many_threaded():
     assert {i.id for i in interpreters.list_all()} == before
 
 
-def test_many_threads_running_interp_in_other_interp():
+def test_many_threads_running_interp_in_other_interp() -> None:
     size = scaled(8, 100)
     start = threading.Event()
     interp = interpreters.create()
@@ -87,7 +88,7 @@ def test_many_threads_running_interp_in_other_interp():
     successes = []
     failures = []
 
-    def run():
+    def run() -> None:
         other = interpreters.create()
         if not start.wait(30):
             raise TimeoutError
@@ -116,21 +117,21 @@ def test_many_threads_running_interp_in_other_interp():
     assert len(successes) == size
 
 
-def _busy_sum(n):
+def _busy_sum(n: int) -> int:
     total = 0
     for i in range(n):
         total += i * i
     return total
 
 
-def test_parallel_calls_in_threads():
+def test_parallel_calls_in_threads() -> None:
     nthreads = scaled(4, 16)
     calls = scaled(20, 500)
     interps = [interpreters.create() for _ in range(nthreads)]
-    results = {}
-    errors = []
+    results: dict[int, list[int]] = {}
+    errors: list[Exception] = []
 
-    def worker(k, interp):
+    def worker(k: int, interp: interpreters.Interpreter) -> None:
         try:
             results[k] = [interp.call(_busy_sum, 1000 + i) for i in range(calls)]
         except Exception as exc:
@@ -142,7 +143,7 @@ def test_parallel_calls_in_threads():
     assert all(results[k] == expected for k in range(nthreads))
 
 
-def test_call_in_thread_fan_out():
+def test_call_in_thread_fan_out() -> None:
     interps = [interpreters.create() for _ in range(scaled(4, 32))]
     q = interpreters.create_queue()
     threads = [
@@ -155,16 +156,16 @@ def test_call_in_thread_fan_out():
     assert got == sorted((k, _busy_sum(scaled(2000, 200_000))) for k in range(len(interps)))
 
 
-def _put_result(q, k, n):
+def _put_result(q: interpreters.Queue, k: int, n: int) -> None:
     q.put((k, _busy_sum(n)))
 
 
-def _relay(inbox, outbox, count):
+def _relay(inbox: interpreters.Queue, outbox: interpreters.Queue, count: int) -> None:
     for _ in range(count):
         outbox.put(inbox.get(timeout=30))
 
 
-def test_queue_pipeline_through_interpreters():
+def test_queue_pipeline_through_interpreters() -> None:
     count = scaled(300, 50_000)
     stages = scaled(3, 8)
     queues = [interpreters.create_queue(scaled(8, 64)) for _ in range(stages + 1)]
@@ -174,7 +175,12 @@ def test_queue_pipeline_through_interpreters():
         for k, interp in enumerate(interps)
     ]
     items = [(i, f"item-{i}", b"x" * (i % 50)) for i in range(count)]
-    feeder = threading.Thread(target=lambda: [queues[0].put(it, timeout=30) for it in items])
+
+    def feed() -> None:
+        for it in items:
+            queues[0].put(it, timeout=30)
+
+    feeder = threading.Thread(target=feed)
     feeder.start()
     out = [queues[-1].get(timeout=30) for _ in range(count)]
     feeder.join(JOIN_TIMEOUT)
@@ -184,12 +190,12 @@ def test_queue_pipeline_through_interpreters():
     assert all(q.qsize() == 0 for q in queues)
 
 
-def test_create_close_churn_with_concurrent_list_all():
+def test_create_close_churn_with_concurrent_list_all() -> None:
     rounds = scaled(15, 500)
     stop = threading.Event()
     errors = []
 
-    def lister():
+    def lister() -> None:
         while not stop.is_set():
             try:
                 for interp in interpreters.list_all():
@@ -199,7 +205,7 @@ def test_create_close_churn_with_concurrent_list_all():
                 errors.append(exc)
                 return
 
-    def churner():
+    def churner() -> None:
         try:
             for _ in range(rounds):
                 interp = interpreters.create()
@@ -220,7 +226,7 @@ def test_create_close_churn_with_concurrent_list_all():
     assert errors == []
 
 
-def test_list_all_races_with_create_and_destroy():
+def test_list_all_races_with_create_and_destroy() -> None:
     # The facade's list_all() stands on _native.list_all(), which must stay safe while other
     # threads create and destroy interpreters (in a subprocess: a crash fails one test).
     proc = run_script(
@@ -256,16 +262,18 @@ def test_list_all_races_with_create_and_destroy():
     assert proc.stdout == "ok\n"
 
 
-def test_close_races_with_exec():
+def test_close_races_with_exec() -> None:
     # close() from one thread while another tries to exec: either may win, each losing side
     # gets a clear error, never a crash.
     rounds = scaled(10, 300)
     outcomes = {"closed": 0, "refused": 0}
     for _ in range(rounds):
         interp = interpreters.create()
-        errors = []
+        errors: list[InterpreterError] = []
 
-        def runner(interp=interp, errors=errors):
+        def runner(
+            interp: interpreters.Interpreter = interp, errors: list[InterpreterError] = errors
+        ) -> None:
             try:
                 interp.exec("import time; time.sleep(0.002)")
             except InterpreterError as exc:  # not found (closed first) or running
@@ -286,14 +294,14 @@ def test_close_races_with_exec():
     assert sum(outcomes.values()) == rounds
 
 
-def test_queue_handles_churn_across_interpreters():
+def test_queue_handles_churn_across_interpreters() -> None:
     q = interpreters.create_queue()
     interps = [interpreters.create() for _ in range(scaled(3, 16))]
     n = scaled(50, 2000)
     for interp in interps:
         interp.prepare_main(q=q)
 
-    def worker(interp):
+    def worker(interp: interpreters.Interpreter) -> None:
         interp.exec(
             f"from subinterp_rs import interpreters\n"
             f"for i in range({n}):\n"
@@ -308,7 +316,7 @@ def test_queue_handles_churn_across_interpreters():
     assert got == sorted(list(range(n)) * len(interps))
 
 
-def test_process_exit_under_load():
+def test_process_exit_under_load() -> None:
     # Exit while several interpreters run and queue traffic flows in daemon threads.
     proc = run_script(
         f"""
