@@ -244,8 +244,11 @@ class Available:
         import subinterp_rs
         from subinterp_rs import interpreters as ours_facade
 
-        self.ours = subinterp_rs
-        self.ours_facade = ours_facade
+        # The callables the cases use, not the modules: stubtest would look for an attribute
+        # holding a module on the class itself, and report it missing.
+        self.ours_subinterpreter = subinterp_rs.Subinterpreter
+        self.ours_facade_create = ours_facade.create
+        self.ours_facade_create_queue = ours_facade.create_queue
         futures = _try_import("subinterp_rs.futures")
         self.ours_pool: Any = getattr(futures, "InterpreterPoolExecutor", None)
         self.ours_pool_missing = (
@@ -424,12 +427,12 @@ class Runner:
     # -- helpers shared by the cases --------------------------------------------------------
 
     def ours_interp(self, stack: contextlib.ExitStack) -> Any:
-        si = self.avail.ours.Subinterpreter.create()
+        si = self.avail.ours_subinterpreter.create()
         stack.callback(si.close)
         return si
 
     def ours_facade_interp(self, stack: contextlib.ExitStack) -> Any:
-        interp = self.avail.ours_facade.create()
+        interp = self.avail.ours_facade_create()
         stack.callback(interp.close)
         return interp
 
@@ -615,7 +618,7 @@ def _run_threads(*fns: Callable[[], object]) -> None:
 def case_create(r: Runner) -> None:
     """Create and close one interpreter (threads and processes: start and join one)."""
     a = r.avail
-    ours = a.ours.Subinterpreter
+    ours = a.ours_subinterpreter
 
     def ours_run() -> Callable[[int], object]:
         def run(n: int) -> None:
@@ -625,7 +628,7 @@ def case_create(r: Runner) -> None:
         return run
 
     def facade_run() -> Callable[[int], object]:
-        create = a.ours_facade.create
+        create = a.ours_facade_create
 
         def run(n: int) -> None:
             for _ in range(n):
@@ -708,7 +711,7 @@ def case_create_parallel(r: Runner) -> None:
 
         return make
 
-    ours = a.ours.Subinterpreter
+    ours = a.ours_subinterpreter
     ctx = _mp_context()
 
     def start_proc() -> Any:
@@ -1064,7 +1067,7 @@ def case_queue(r: Runner) -> None:
             _contender(
                 "ours interpreters queue",
                 "ours",
-                interp_pair(a.ours_facade.create, a.ours_facade.create_queue),
+                interp_pair(a.ours_facade_create, a.ours_facade_create_queue),
             ),
             std,
             _contender("threading queue.Queue", "threads", threads),

@@ -21,6 +21,7 @@ wait natively.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import threading
 import weakref
@@ -321,7 +322,7 @@ class Interpreter:
         self, callable: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         id = self._check_ours("make a call in")
-        if not _is_callable(callable):
+        if not builtins.callable(callable):  # (the parameter hides the builtin)
             raise TypeError(f"expected a callable, got {callable!r}")
         return _native.call(id, callable, args, kwargs or None)
 
@@ -348,6 +349,3 @@ class Interpreter:
         t = threading.Thread(target=self._call, args=(callable, args, kwargs))
         t.start()
         return t
-
-
-_is_callable = callable
