@@ -6,7 +6,8 @@
 #                                        cargo test (Rust tests, embed libpython), pytest
 #   scripts/test.sh all [LEG...]         several legs, one after the other, then a summary
 #                                        table; exit non-zero if any leg failed.  Default
-#                                        legs: $SUBINTERP_LEGS, else "3.12 3.13 3.14 3.15 3.14d"
+#                                        legs: $SUBINTERP_LEGS, else
+#                                        "lint 3.12 3.13 3.14 3.15 3.14d"
 #   scripts/test.sh run LEG [--] CMD...  build into LEG's venv, then run CMD with that venv
 #                                        first on PATH and PYO3_PYTHON, LD_LIBRARY_PATH and
 #                                        CARGO_TARGET_DIR set for cargo (demo, lint, bench...)
@@ -23,6 +24,11 @@
 #                the chroot's /root/.cache/subinterp-rs, cargo target dir target/sid-LEG.
 #                If the chroot cannot be made (no network, not root), the leg prints
 #                "SKIP: <reason>" and exits 77.
+#   lint         not a Python: scripts/lint.sh (cargo fmt --check, cargo clippy, ruff check,
+#                ruff format --check, mypy --strict, stubtest) in the 3.12 leg's venv and cargo
+#                target dir, after building the extension there (stubtest checks the built
+#                module).  First in `all`, so the 3.12 leg then finds its venv and build made;
+#                its tools (mypy, ruff) come from requirements-dev.txt like every leg's.
 #
 # Exit status of one leg: 0 passed, 77 skipped, anything else failed.  pytest's exit code 5
 # (no tests collected) is a failure.
@@ -45,7 +51,7 @@ SELF=$(readlink -f -- "${BASH_SOURCE[0]}")
 TOP=$(cd -- "$(dirname -- "$SELF")/.." && pwd -P)
 SID=$TOP/scripts/sid-pythons.sh
 SKIP_RC=77
-ALL_LEGS="3.12 3.13 3.14 3.15 3.14d"
+ALL_LEGS="lint 3.12 3.13 3.14 3.15 3.14d"
 LEG_TIMEOUT=${SUBINTERP_LEG_TIMEOUT:-1200}
 BUDGET=${SUBINTERP_BUDGET:-5040}
 LEG=${LEG:-}
@@ -72,7 +78,10 @@ step() {
 
 is_host_leg() { [[ $1 == 3.12 || $1 == 3.13 ]]; }
 is_sid_leg() { [[ $1 == 3.14 || $1 == 3.15 || $1 == 3.14d ]]; }
-check_leg() { is_host_leg "$1" || is_sid_leg "$1" || die "unknown leg '$1' (legs: $ALL_LEGS)"; }
+is_lint_leg() { [[ $1 == lint ]]; }
+check_leg() {
+    is_host_leg "$1" || is_sid_leg "$1" || is_lint_leg "$1" || die "unknown leg '$1' (legs: $ALL_LEGS)"
+}
 
 # check_python PY LEG: print PY's real path if it is the Python of LEG ("3.14d": debug build).
 check_python() {
@@ -186,6 +195,12 @@ with_leg() {
     shift
     check_leg "$leg"
     LEG=$leg
+    if is_lint_leg "$leg"; then
+        local py
+        py=$(host_python 3.12)
+        in_env "$py" "$TOP/.venv-3.12" "$TOP/target/py3.12" run -- "$TOP/scripts/lint.sh"
+        return
+    fi
     if is_host_leg "$leg"; then
         local py
         py=$(host_python "$leg")
@@ -337,6 +352,10 @@ run_all() {
             detail=$(grep -m1 '^SKIP:' "$log" || echo "SKIP")
         elif grep -qE '^(NOT RUN|TIMEOUT):' "$log"; then
             detail=$(grep -m1 -E '^(NOT RUN|TIMEOUT):' "$log")
+        elif is_lint_leg "$leg"; then
+            # scripts/lint.sh's last line: "all clean" or "FAILED: <checks>".
+            detail=$(grep -E '^==> \[lint\] (all clean|FAILED: )' "$log" | tail -n1 | sed 's/^==> //') || true
+            detail=${detail:-"no lint summary line (see $log)"}
         else
             cc="cargo: $cp passed, $cf failed"
             ((cs)) && cc+=", $cs ignored"
@@ -362,7 +381,13 @@ run_all() {
 main() {
     case ${1:-} in
     all) shift; run_all "$@" ;;
-    run) (($# >= 2)) || usage 2; local leg=$2; shift 2; with_leg "$leg" run "$@" ;;
+    run)
+        (($# >= 2)) || usage 2
+        local leg=$2
+        shift 2
+        ! is_lint_leg "$leg" || die "run: lint is not a Python leg (make lint: run 3.12 -- scripts/lint.sh)"
+        with_leg "$leg" run "$@"
+        ;;
     python) (($# == 2)) || usage 2; check_leg "$2"; is_host_leg "$2" || die "python: only host legs"; host_python "$2" ;;
     __inside) shift; inside "$@" ;;
     -h | --help | help | "") usage 0 ;;
