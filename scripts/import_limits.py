@@ -1,0 +1,245 @@
+"""Which modules import in an isolated and in a legacy subinterpreter, on this Python.
+
+    python scripts/import_limits.py                      (in a venv with subinterp_rs)
+    python scripts/import_limits.py --json out-3.12.json
+    python scripts/import_limits.py --merge out-3.12.json out-3.13.json ... [--compact]
+
+Each module is imported in a fresh interpreter of each kind (``Subinterpreter.create()`` and
+``Subinterpreter.create(InterpreterConfig.legacy())``), each attempt in a child process of its
+own, so that one module that crashes cannot hide the others. A module the main interpreter
+cannot import is "not installed". For stdlib modules with a pure-Python fallback (``decimal``,
+``datetime``, ``hashlib``...) the row says which implementation was loaded.
+
+Prints a markdown table; ``--json`` also writes the results, and ``--merge`` prints one table
+for several Pythons' results (rows: modules; columns: each Python's isolated and legacy), or
+with ``--compact`` only the modules an isolated interpreter fails to import somewhere (the
+table in README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import signal
+import subprocess
+import sys
+from typing import TypedDict
+
+# (module, C modules whose presence in sys.modules afterwards tells which implementation
+# loaded: the public module falls back to pure Python when they are refused).
+MODULES: list[tuple[str, tuple[str, ...]]] = [
+    ("_decimal", ()),
+    ("decimal", ("_decimal",)),
+    ("_datetime", ()),
+    ("datetime", ("_datetime",)),
+    ("_ctypes", ()),
+    ("ctypes", ()),
+    ("readline", ()),
+    ("_curses", ()),
+    ("_tkinter", ()),
+    ("sqlite3", ()),
+    ("ssl", ()),
+    ("_hashlib", ()),
+    ("hashlib", ("_hashlib",)),
+    ("zlib", ()),
+    ("lzma", ()),
+    ("bz2", ()),
+    ("pyexpat", ()),
+    ("xml.etree.ElementTree", ("_elementtree",)),
+    ("array", ()),
+    ("_pickle", ()),
+    ("_json", ()),
+    ("_asyncio", ()),
+    ("select", ()),
+    ("socket", ()),
+    ("mmap", ()),
+    ("_multiprocessing", ()),
+    ("_zoneinfo", ()),
+    ("_lsprof", ()),
+    ("numpy", ()),
+    ("psutil", ()),
+]
+
+CONFIGS = ("isolated", "legacy")
+
+# Run in the child: import `module` in a fresh interpreter of `config`; print one JSON line.
+CHILD = """
+import json, sys
+from subinterp_rs import ExecutionFailed, InterpreterConfig, Subinterpreter
+module, config, accel = sys.argv[1], sys.argv[2], sys.argv[3:]
+cfg = InterpreterConfig.legacy() if config == "legacy" else InterpreterConfig.isolated()
+si = Subinterpreter.create(cfg)
+try:
+    si.exec(f"import sys, {module}")
+    loaded = [m for m in accel if si.call(eval, f"{m!r} in sys.modules")]
+    missing = [m for m in accel if m not in loaded]
+    print(json.dumps({"ok": True, "fallback": missing}))
+except ExecutionFailed as exc:
+    print(json.dumps({"ok": False, "error": exc.excinfo.type.__name__, "msg": exc.excinfo.msg}))
+finally:
+    si.close()
+"""
+
+
+class Result(TypedDict, total=False):
+    ok: bool
+    fallback: list[str]
+    error: str
+    msg: str
+    skipped: str
+    exit_crash: str
+
+
+def version() -> str:
+    v = sys.version_info
+    debug = "d" if hasattr(sys, "gettotalrefcount") else ""
+    return f"{v.major}.{v.minor}{debug}"
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def attempt(module: str, config: str, accel: tuple[str, ...], timeout: float) -> Result:
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, module, config, *accel],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": "hang", "msg": f"no result within {timeout:g} s"}
+    lines = proc.stdout.strip().splitlines()
+    if lines and lines[-1].startswith("{"):
+        result: Result = json.loads(lines[-1])
+        if proc.returncode != 0:
+            # Imported and closed, then the process died: at exit, in CPython's finalization.
+            result["exit_crash"] = exit_text(proc.returncode)
+        return result
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"ok": False, "error": "crash", "msg": f"{exit_text(proc.returncode)}: {tail}"}
+
+
+def exit_text(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit status {returncode}"
+
+
+def measure(timeout: float) -> dict[str, dict[str, Result]]:
+    results: dict[str, dict[str, Result]] = {}
+    for module, accel in MODULES:
+        if not installed(module):
+            results[module] = {c: {"skipped": "not installed"} for c in CONFIGS}
+            continue
+        results[module] = {c: attempt(module, c, accel, timeout) for c in CONFIGS}
+    return results
+
+
+def cell(r: Result, short: bool = False) -> str:
+    if "skipped" in r:
+        return "n/a"
+    if r.get("ok"):
+        fallback = r.get("fallback") or []
+        if not fallback:
+            text = "ok"
+        elif short:
+            text = "ok (pure Python)"
+        else:
+            text = f"ok, without `{'`, `'.join(fallback)}`"
+        if "exit_crash" in r:
+            text += (
+                ", **crash at exit**" if short else f", then **crash at exit** ({r['exit_crash']})"
+            )
+        return text
+    msg = r.get("msg", "")
+    if r.get("error") == "ImportError" and "does not support loading in subinterpreters" in msg:
+        return "**no**" if short else "**no** (not multi-interpreter)"
+    if short:
+        return f"**no** ({r.get('error')})"
+    return f"**no** ({r.get('error')}: {msg[:60]})"
+
+
+def table(runs: dict[str, dict[str, dict[str, Result]]]) -> str:
+    versions = list(runs)
+    head = ["module"] + [f"{v} {c}" for v in versions for c in CONFIGS]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for module, _ in MODULES:
+        cells = [
+            cell(runs[v].get(module, {}).get(c, {"skipped": "?"}))
+            for v in versions
+            for c in CONFIGS
+        ]
+        rows.append(f"| `{module}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def compact(runs: dict[str, dict[str, dict[str, Result]]], versions: dict[str, str]) -> str:
+    """The isolated column of each Python, only for modules that fail somewhere, and a line
+    each for the modules that import everywhere and for the legacy results."""
+    head = ["module", *(f"{versions[v]} isolated" for v in runs)]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    clean = []
+    for module, _ in MODULES:
+        cells = [
+            cell(runs[v].get(module, {}).get("isolated", {"skipped": "?"}), short=True)
+            for v in runs
+        ]
+        if all(c in ("ok", "n/a") for c in cells):
+            clean.append(f"`{module}`")
+        else:
+            rows.append(f"| `{module}` | " + " | ".join(cells) + " |")
+    legacy_bad = [
+        f"`{module}` on {versions[v]}"
+        for module, _ in MODULES
+        for v in runs
+        if cell(runs[v].get(module, {}).get("legacy", {"skipped": "?"})) not in ("ok", "n/a")
+    ]
+    rows.append("")
+    rows.append(f"Isolated, on every version: {', '.join(clean)} import.")
+    rows.append(
+        "Legacy: every module imports on every version."
+        if not legacy_bad
+        else f"Legacy failures: {', '.join(legacy_bad)}."
+    )
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--merge", nargs="+", metavar="FILE", help="one table of JSON results")
+    parser.add_argument(
+        "--compact", action="store_true", help="with --merge: only isolated failures"
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
+    args = parser.parse_args()
+    if args.merge:
+        runs: dict[str, dict[str, dict[str, Result]]] = {}
+        versions: dict[str, str] = {}
+        for path in args.merge:
+            with open(path) as f:
+                data = json.load(f)
+            runs[data["python"]] = data["results"]
+            versions[data["python"]] = data["version"].split()[0]
+        print(compact(runs, versions) if args.compact else table(runs))
+        return 0
+    results = measure(args.timeout)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {"python": version(), "version": sys.version, "results": results}, f, indent=1
+            )
+    print(f"Python {sys.version.split()[0]} ({version()})\n")
+    print(table({version(): results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
