@@ -2,23 +2,24 @@
 # every target builds the extension into a per-Python venv first.
 #
 #   make demo          build into .venv-3.12 and run `python -m subinterp_rs.demo`
-#   make test          the lint leg, then every test leg (what CI runs: .ci/run), then a
-#                      summary table; fails if the lint or any leg fails
+#   make test          the lint leg, every test leg, then the wheels leg (what CI runs:
+#                      .ci/run), then a summary table; fails if any of them fails
 #   make test-312 ...  one leg: test-312 test-313 test-314 test-315 test-314d
 #   make lint          rustfmt, clippy, ruff, mypy --strict, stubtest (in the PY venv)
 #   make bench         python -m subinterp_rs.bench, JSON in bench/results/
 #   make soak          stress/soak run (SOAK_SECONDS, default 60)
-#   make wheels        release wheels + sdist into dist/
+#   make wheels        release wheels + sdist into dist/, each installed into a fresh venv
+#                      and smoke-tested (scripts/wheels.sh; also the last leg of make test)
 #
 # Variables: PYTHON312, PYTHON313 (host interpreters; default the pyenv builds
 # /root/.pyenv/versions/3.12.1/bin/python3.12 and 3.13.0/bin/python3.13, else python3.12 /
-# python3.13 on PATH), LEGS (legs of `make test`, default "lint 3.12 3.13 3.14 3.15 3.14d"),
-# PY (leg of demo/lint/bench/soak, default 3.12; 3.14, 3.15 and 3.14d run in the Debian sid
-# chroot), ARGS (extra arguments for the demo, bench and soak scripts).
+# python3.13 on PATH), LEGS (legs of `make test`, default "lint 3.12 3.13 3.14 3.15 3.14d
+# wheels"), PY (leg of demo/lint/bench/soak, default 3.12; 3.14, 3.15 and 3.14d run in the
+# Debian sid chroot), ARGS (extra arguments for the demo, bench and soak scripts).
 
 SHELL := /bin/bash
 PY ?= 3.12
-LEGS ?= lint 3.12 3.13 3.14 3.15 3.14d
+LEGS ?= lint 3.12 3.13 3.14 3.15 3.14d wheels
 ARGS ?=
 SOAK_SECONDS ?= 60
 export PYTHON312 PYTHON313 SOAK_SECONDS

@@ -7,7 +7,7 @@
 #   scripts/test.sh all [LEG...]         several legs, one after the other, then a summary
 #                                        table; exit non-zero if any leg failed.  Default
 #                                        legs: $SUBINTERP_LEGS, else
-#                                        "lint 3.12 3.13 3.14 3.15 3.14d"
+#                                        "lint 3.12 3.13 3.14 3.15 3.14d wheels"
 #   scripts/test.sh run LEG [--] CMD...  build into LEG's venv, then run CMD with that venv
 #                                        first on PATH and PYO3_PYTHON, LD_LIBRARY_PATH and
 #                                        CARGO_TARGET_DIR set for cargo (demo, lint, bench...)
@@ -29,6 +29,10 @@
 #                target dir, after building the extension there (stubtest checks the built
 #                module).  First in `all`, so the 3.12 leg then finds its venv and build made;
 #                its tools (mypy, ruff) come from requirements-dev.txt like every leg's.
+#   wheels       not a Python: scripts/wheels.sh (make wheels): the release wheel of each of
+#                3.12-3.15 and the sdist, each installed into a fresh venv and smoke-tested.
+#                Last in `all`, so it reuses the legs' venvs and builds; it fails if anything
+#                fails, and a chroot Python it cannot have shows as SKIP in its own summary.
 #
 # Exit status of one leg: 0 passed, 77 skipped, anything else failed.  pytest's exit code 5
 # (no tests collected) is a failure.
@@ -51,7 +55,7 @@ SELF=$(readlink -f -- "${BASH_SOURCE[0]}")
 TOP=$(cd -- "$(dirname -- "$SELF")/.." && pwd -P)
 SID=$TOP/scripts/sid-pythons.sh
 SKIP_RC=77
-ALL_LEGS="lint 3.12 3.13 3.14 3.15 3.14d"
+ALL_LEGS="lint 3.12 3.13 3.14 3.15 3.14d wheels"
 LEG_TIMEOUT=${SUBINTERP_LEG_TIMEOUT:-1200}
 BUDGET=${SUBINTERP_BUDGET:-5040}
 LEG=${LEG:-}
@@ -79,8 +83,10 @@ step() {
 is_host_leg() { [[ $1 == 3.12 || $1 == 3.13 ]]; }
 is_sid_leg() { [[ $1 == 3.14 || $1 == 3.15 || $1 == 3.14d ]]; }
 is_lint_leg() { [[ $1 == lint ]]; }
+is_wheels_leg() { [[ $1 == wheels ]]; }
 check_leg() {
-    is_host_leg "$1" || is_sid_leg "$1" || is_lint_leg "$1" || die "unknown leg '$1' (legs: $ALL_LEGS)"
+    is_host_leg "$1" || is_sid_leg "$1" || is_lint_leg "$1" || is_wheels_leg "$1" ||
+        die "unknown leg '$1' (legs: $ALL_LEGS)"
 }
 
 # check_python PY LEG: print PY's real path if it is the Python of LEG ("3.14d": debug build).
@@ -199,6 +205,10 @@ with_leg() {
         local py
         py=$(host_python 3.12)
         in_env "$py" "$TOP/.venv-3.12" "$TOP/target/py3.12" run -- "$TOP/scripts/lint.sh"
+        return
+    fi
+    if is_wheels_leg "$leg"; then
+        "$TOP/scripts/wheels.sh"
         return
     fi
     if is_host_leg "$leg"; then
@@ -356,6 +366,11 @@ run_all() {
             # scripts/lint.sh's last line: "all clean" or "FAILED: <checks>".
             detail=$(grep -E '^==> \[lint\] (all clean|FAILED: )' "$log" | tail -n1 | sed 's/^==> //') || true
             detail=${detail:-"no lint summary line (see $log)"}
+        elif is_wheels_leg "$leg"; then
+            # scripts/wheels.sh's last line: "total time ...; N passed, N failed, N skipped".
+            detail=$(grep -E '^total time .*; [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" |
+                tail -n1 | sed 's/^total time [^;]*; /wheels + sdist: /') || true
+            detail=${detail:-"no wheels summary line (see $log)"}
         else
             cc="cargo: $cp passed, $cf failed"
             ((cs)) && cc+=", $cs ignored"
@@ -386,6 +401,7 @@ main() {
         local leg=$2
         shift 2
         ! is_lint_leg "$leg" || die "run: lint is not a Python leg (make lint: run 3.12 -- scripts/lint.sh)"
+        ! is_wheels_leg "$leg" || die "run: wheels is not a Python leg (make wheels: scripts/wheels.sh)"
         with_leg "$leg" run "$@"
         ;;
     python) (($# == 2)) || usage 2; check_leg "$2"; is_host_leg "$2" || die "python: only host legs"; host_python "$2" ;;
