@@ -1,17 +1,24 @@
 //! `Config`: every field of CPython's `PyInterpreterConfig`, validated before CPython sees it.
+//!
+//! Plain data: building, comparing and validating a [`Config`] needs no GIL.
 
 use std::fmt;
 
 use pyo3_ffi::PyInterpreterConfig;
 
 /// Which GIL a new interpreter uses (`PyInterpreterConfig.gil`).
+///
+/// Python's `InterpreterConfig(gil=...)` takes the names of [`Gil::as_str`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Gil {
-    /// CPython's default for the other fields: today the same as [`Gil::Shared`].
+    /// `PyInterpreterConfig_DEFAULT_GIL`: CPython picks; on 3.12-3.15 that is the same as
+    /// [`Gil::Shared`].
     Default,
-    /// Share the main interpreter's GIL (legacy subinterpreters).
+    /// Share the main interpreter's GIL (legacy subinterpreters): at most one of the
+    /// interpreters sharing it runs Python code at a time.
     Shared,
-    /// A GIL of its own: runs in parallel with every other interpreter.
+    /// A GIL of its own: runs in parallel with every other interpreter. Needs
+    /// `use_main_obmalloc = false` (see [`Config::validate`]).
     Own,
 }
 
@@ -26,7 +33,8 @@ impl Gil {
         }
     }
 
-    /// Parses the Python API's name.
+    /// Parses the Python API's name; `None` for anything but `"default"`, `"shared"` and
+    /// `"own"`.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
@@ -41,26 +49,33 @@ impl Gil {
 /// The settings of a new interpreter: the fields of `PyInterpreterConfig`, one to one.
 ///
 /// [`Config::default`] is [`Config::isolated`], the configuration the 3.14 stdlib uses.
+/// [`Subinterpreter::create`](crate::Subinterpreter::create) calls [`Config::validate`]
+/// first, so a refused combination never reaches CPython.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(clippy::struct_excessive_bools)] // mirrors the C struct field for field
 pub struct Config {
-    /// Allocate objects from the main interpreter's obmalloc state instead of its own.
+    /// Allocate objects from the main interpreter's obmalloc state instead of its own. Must be
+    /// `false` with [`Gil::Own`]; when `false`, `check_multi_interp_extensions` must be `true`.
     pub use_main_obmalloc: bool,
-    /// Allow `os.fork()` in the interpreter.
+    /// Allow `os.fork()` in the interpreter (when `false`, CPython raises `RuntimeError`).
     pub allow_fork: bool,
-    /// Allow `os.exec*()` in the interpreter.
+    /// Allow `os.exec*()` in the interpreter (when `false`, CPython raises `RuntimeError`).
     pub allow_exec: bool,
-    /// Allow `threading` threads in the interpreter.
+    /// Allow `threading` threads in the interpreter (when `false`, starting one raises
+    /// `RuntimeError`).
     pub allow_threads: bool,
-    /// Allow daemon threads (which may outlive the interpreter's shutdown).
+    /// Allow daemon threads, which may still run when the interpreter is closed (when `false`,
+    /// starting one raises `RuntimeError`).
     pub allow_daemon_threads: bool,
-    /// Refuse extension modules that do not declare multi-interpreter support.
+    /// Refuse extension modules that do not declare multi-interpreter support (single-phase
+    /// init, or multi-phase without `Py_MOD_PER_INTERPRETER_GIL_SUPPORTED` under an own GIL):
+    /// importing one raises `ImportError`.
     pub check_multi_interp_extensions: bool,
     /// Own or shared GIL.
     pub gil: Gil,
 }
 
-/// Why a [`Config`] was refused.
+/// Why a [`Config`] was refused by [`Config::validate`]; its `Display` says what to change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     /// `gil = Own` with `use_main_obmalloc = true`: objects of one allocator used under two GILs.
@@ -118,13 +133,18 @@ impl Config {
         }
     }
 
-    /// Whether objects of this interpreter may use another GIL than the main one.
+    /// Whether the interpreter gets a GIL of its own ([`Gil::Own`]), i.e. runs in parallel.
     #[must_use]
     pub const fn has_own_gil(&self) -> bool {
         matches!(self.gil, Gil::Own)
     }
 
     /// Checks the combinations CPython rejects (or would crash on) before it sees them.
+    ///
+    /// # Errors
+    /// [`ConfigError::OwnGilNeedsOwnObmalloc`] for `gil = Own` with `use_main_obmalloc`;
+    /// [`ConfigError::OwnObmallocNeedsExtensionCheck`] for an own allocator without
+    /// `check_multi_interp_extensions`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.has_own_gil() && self.use_main_obmalloc {
             return Err(ConfigError::OwnGilNeedsOwnObmalloc);

@@ -1,15 +1,25 @@
 //! `Error`: every way the core refuses an operation instead of letting CPython abort.
+//!
+//! Plain data (`Send`, `Sync`); its `Display` text says what to do. The Python package raises
+//! it as `InterpreterError` (an invalid config as `ValueError`, before the core sees it).
 
 use std::fmt;
 
 use crate::config::ConfigError;
 
 /// Why the core refused to create, activate or destroy an interpreter.
+///
+/// Returned by [`Subinterpreter::create`](crate::Subinterpreter::create) (`Config`,
+/// `CreateFailed`, `Finalizing`), [`ScopedActivate::new`](crate::ScopedActivate::new)
+/// (`Empty`) and [`Subinterpreter::try_close`](crate::Subinterpreter::try_close) (every other
+/// variant). Each is checked before the C call that would abort the process on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// The configuration is invalid; CPython never saw it.
+    /// The configuration is invalid ([`Config::validate`](crate::Config::validate)); CPython
+    /// never saw it.
     Config(ConfigError),
-    /// `Py_NewInterpreterFromConfig` returned a failed `PyStatus` with this message.
+    /// `Py_NewInterpreterFromConfig` returned a failed `PyStatus` with this message (e.g. out
+    /// of memory, or a config this CPython refuses); the caller's thread state is restored.
     CreateFailed(String),
     /// The handle is empty (default-constructed, or its interpreter is gone).
     Empty,
@@ -17,9 +27,9 @@ pub enum Error {
     NotOwned,
     /// The main interpreter can only be ended by finalizing the runtime.
     IsMain,
-    /// The interpreter is the current one of this thread.
+    /// The interpreter is the current one of this thread (ending it would end the caller).
     IsCurrent,
-    /// The interpreter runs its `__main__` in some thread.
+    /// The interpreter runs its `__main__` in some thread (ours or the stdlib's `exec`).
     Running,
     /// Threads still live in the interpreter: `daemon` daemon threads of `threading`, and
     /// `foreign` thread states no `threading` thread accounts for (other OS threads using it).
@@ -29,7 +39,8 @@ pub enum Error {
         /// Thread states of other OS threads.
         foreign: usize,
     },
-    /// The Python runtime is finalizing.
+    /// The Python runtime is finalizing (or not initialized): no interpreter is created or
+    /// destroyed then.
     Finalizing,
 }
 

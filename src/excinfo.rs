@@ -8,6 +8,9 @@ use crate::pyutil;
 /// What the stdlib's `ExecutionFailed.excinfo` carries: the exception type's names, its
 /// message, `formatted` (`"ValueError: bad"`) and `errdisplay` (the full traceback display,
 /// chained exceptions included).
+///
+/// Plain Rust text: read under the raising interpreter's GIL, raised as `ExecutionFailed`
+/// under the caller's; it may move between threads freely.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExcInfo {
     /// `type(exc).__name__`
@@ -26,6 +29,7 @@ pub struct ExcInfo {
 
 impl ExcInfo {
     /// Takes the raised exception of the current interpreter (clearing it) and describes it.
+    /// With no exception set it describes a `SystemError`.
     ///
     /// # Safety
     /// The current interpreter's GIL is held and an exception is set.
@@ -46,7 +50,8 @@ impl ExcInfo {
         }
     }
 
-    /// Describes `exc` without raising.
+    /// Describes `exc` without raising. Never fails: a part that cannot be read (a `__str__`
+    /// that raises, say) falls back to a placeholder, and any error is cleared.
     ///
     /// # Safety
     /// The current interpreter's GIL is held; `exc` is an exception instance.
@@ -77,7 +82,9 @@ impl ExcInfo {
         }
     }
 
-    /// The Python `subinterp_rs._errors.ExcInfo` for this, in the current interpreter.
+    /// The Python `subinterp_rs._errors.ExcInfo` for this, in the current interpreter
+    /// (importing `subinterp_rs._errors` there if needed). `None` with a Python error set if
+    /// that fails.
     ///
     /// # Safety
     /// The current interpreter's GIL is held.

@@ -38,7 +38,8 @@ macro_rules! resolve {
             None
         } else {
             // SAFETY: the symbol is the CPython function of that name, whose C signature is
-            // the one `$ty` spells (checked against the 3.12-3.15 headers).
+            // the one `$ty` spells (checked against the 3.12-3.15 headers). Only a pointer is
+            // cast here: no Python call, so no thread state is involved.
             Some(unsafe { std::mem::transmute::<*mut c_void, $ty>(ptr) })
         }
     }};
@@ -129,8 +130,9 @@ pub unsafe fn look_up_id(id: i64) -> Option<*mut PyInterpreterState> {
             Some(interp)
         }
     } else {
-        // SAFETY: walking the list without the HEAD lock races only with concurrent creation
-        // or destruction, which our own registry serialises for the interpreters we own.
+        // SAFETY: Head/Next/GetID read runtime fields and need no GIL. Walking the list
+        // without the HEAD lock races only with concurrent creation or destruction, which our
+        // own registry serialises for the interpreters we own.
         unsafe {
             let mut interp = pyo3_ffi::PyInterpreterState_Head();
             while !interp.is_null() {
@@ -150,7 +152,8 @@ pub fn is_finalizing() -> bool {
     private().is_finalizing.is_some_and(|f| unsafe { f() != 0 })
 }
 
-/// Which private entry points this CPython lacks (empty on every supported release).
+/// Which private entry points this CPython lacks (empty on every supported release). Needs no
+/// GIL.
 pub fn private_api_report() -> Vec<&'static str> {
     let p = private();
     let mut missing = Vec::new();

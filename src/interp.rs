@@ -27,6 +27,10 @@ static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// CPython abort (the interpreter runs elsewhere or has foreign threads), the drop leaks the
 /// interpreter instead and says so on stderr; call [`try_close`](Self::try_close) to get the
 /// error instead.
+///
+/// The handle is `Send` and `Sync`: it holds only the interpreter pointer, and every method
+/// works from any OS thread, whatever GIL that thread holds or none, giving the caller back
+/// the thread state it had. Code runs inside through a [`ScopedActivate`].
 pub struct Subinterpreter {
     istate: *mut PyInterpreterState,
     owned: bool,
@@ -64,8 +68,16 @@ impl std::fmt::Debug for Subinterpreter {
 }
 
 impl Subinterpreter {
-    /// Creates an interpreter from `config`. The calling thread may hold any GIL or none; it
-    /// gets back exactly the thread state it had.
+    /// Creates an interpreter from `config` and returns its owning handle.
+    ///
+    /// The calling thread may hold any GIL or none; it gets back exactly the thread state it
+    /// had. Its GIL is released meanwhile: creation runs under a new thread state of the main
+    /// interpreter, and on 3.12 under a process-wide lock (concurrent creation crashes 3.12).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if [`Config::validate`] refuses `config`; [`Error::Finalizing`] if
+    /// the runtime is finalizing or not initialized; [`Error::CreateFailed`] with CPython's
+    /// message if `Py_NewInterpreterFromConfig` fails.
     pub fn create(config: &Config) -> Result<Self, Error> {
         config.validate()?;
         if ffi_ext::is_finalizing() {
@@ -101,7 +113,8 @@ impl Subinterpreter {
     /// # Safety
     /// A thread state of the main interpreter is attached to this thread.
     unsafe fn new_from_config(cfg: &pyo3_ffi::PyInterpreterConfig) -> Result<Self, Error> {
-        // SAFETY: caller's contract.
+        // SAFETY: a thread state of the main interpreter is attached to this thread (caller's
+        // contract), so the main GIL is held, as `Py_NewInterpreterFromConfig` needs.
         unsafe {
             let previous = pyo3_ffi::PyThreadState_Get();
             let mut new_tstate: *mut PyThreadState = ptr::null_mut();
@@ -140,7 +153,8 @@ impl Subinterpreter {
     ) -> Option<(NonNull<PyThreadState>, ThreadId)> {
         #[cfg(Py_3_13)]
         {
-            // SAFETY: attached (caller's contract).
+            // SAFETY: `new_tstate` is attached to this thread (caller's contract), so its
+            // interpreter's GIL is held while it is cleared and deleted.
             unsafe { tstate::delete_attached(new_tstate) };
             None
         }
@@ -152,11 +166,15 @@ impl Subinterpreter {
 
     /// [`create`](Self::create) with [`Config::isolated`]: own GIL, own obmalloc, threads
     /// allowed, no fork, exec or daemon threads.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
     pub fn create_default() -> Result<Self, Error> {
         Self::create(&Config::isolated())
     }
 
-    /// A non-owning handle to the main interpreter.
+    /// A non-owning handle to the main interpreter (empty before `Py_Initialize`). Needs no
+    /// GIL.
     #[must_use]
     pub fn main() -> Self {
         Subinterpreter {
@@ -167,7 +185,8 @@ impl Subinterpreter {
         }
     }
 
-    /// A non-owning handle to the interpreter attached to this thread (empty if none).
+    /// A non-owning handle to the interpreter of the thread state attached to this thread
+    /// (empty if none). Needs no GIL.
     #[must_use]
     pub fn current() -> Self {
         Subinterpreter {
@@ -177,7 +196,7 @@ impl Subinterpreter {
         }
     }
 
-    /// A non-owning handle to a raw interpreter.
+    /// A non-owning handle to a raw interpreter. Needs no GIL.
     ///
     /// # Safety
     /// `istate` must be null or an interpreter that outlives every use of the handle.
@@ -190,24 +209,27 @@ impl Subinterpreter {
         }
     }
 
-    /// The interpreter's id, `-1` for an empty handle.
+    /// The interpreter's id (`0` for main), `-1` for an empty handle. Needs no GIL.
     #[must_use]
     pub fn id(&self) -> i64 {
         if self.istate.is_null() {
             -1
         } else {
-            // SAFETY: a non-empty handle's interpreter is alive; reads one field.
+            // SAFETY: a non-empty handle's interpreter is alive; reads one field, which needs
+            // no GIL.
             unsafe { pyo3_ffi::PyInterpreterState_GetID(self.istate) }
         }
     }
 
-    /// The raw interpreter pointer (null when empty).
+    /// The raw interpreter pointer (null when empty). Using it follows the C API's rules:
+    /// most calls need a thread state of that interpreter attached.
     #[must_use]
     pub fn as_ptr(&self) -> *mut PyInterpreterState {
         self.istate
     }
 
-    /// Whether the handle is empty.
+    /// Whether the handle is empty (default-constructed, or closed by
+    /// [`try_close`](Self::try_close)).
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.istate.is_null()
@@ -220,7 +242,7 @@ impl Subinterpreter {
     }
 
     /// Gives up ownership on purpose: the interpreter is leaked (needed, e.g., during
-    /// finalization). The handle stays usable as a non-owning one.
+    /// finalization). The handle stays usable as a non-owning one. Needs no GIL.
     pub fn disarm(&mut self) {
         // A 3.12 creation thread state is leaked with the interpreter (kept only so that
         // `rearm` can undo this).
@@ -237,8 +259,8 @@ impl Subinterpreter {
 
     /// The interpreter's state dict (`PyInterpreterState_GetDict`), a borrowed reference.
     ///
-    /// `scope` proves this interpreter's GIL is held on this thread; `None` if it activates
-    /// another interpreter or the handle is empty.
+    /// `scope` proves this interpreter's GIL is held on this thread, and the borrow cannot
+    /// outlive it; `None` if it activates another interpreter or the handle is empty.
     #[must_use]
     pub fn state_dict<'s>(&self, scope: &'s ScopedActivate<'_>) -> Option<Borrowed<'s>> {
         if self.istate.is_null() || scope.interp_ptr() != self.istate {
@@ -252,8 +274,20 @@ impl Subinterpreter {
         })
     }
 
-    /// Destroys the interpreter now, or says why it cannot without aborting the process.
-    /// On success the handle becomes empty; on error it is unchanged.
+    /// Destroys the interpreter now (`Py_EndInterpreter`), or says why it cannot without
+    /// aborting the process. On success the handle becomes empty; on error it is unchanged.
+    ///
+    /// Works from any OS thread (not only the creating one), whatever GIL it holds except this
+    /// interpreter's; the caller's thread state is detached while the interpreter ends (its
+    /// `threading` threads are joined, its finalizers run) and attached again after. It may
+    /// block that long, plus up to ~100 ms for exiting threads to finish unregistering.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] for an empty handle; [`Error::NotOwned`] for a main, current, raw or
+    /// disarmed handle; [`Error::IsMain`]; [`Error::IsCurrent`] if this thread's attached
+    /// thread state belongs to it; [`Error::Finalizing`]; [`Error::Running`] if some thread
+    /// runs its `__main__`; [`Error::ThreadsAlive`] if daemon threads or thread states of
+    /// other OS threads remain.
     pub fn try_close(&mut self) -> Result<(), Error> {
         self.try_close_with(|_| {})
     }
@@ -261,6 +295,9 @@ impl Subinterpreter {
     /// [`try_close`](Self::try_close), running `before_end` under the interpreter's GIL (with
     /// the thread state that will end it attached) right before `Py_EndInterpreter`: the place
     /// to delete cached thread states or release resources the interpreter owns.
+    ///
+    /// # Errors
+    /// As [`try_close`](Self::try_close); `before_end` is not called then.
     pub fn try_close_with(
         &mut self,
         before_end: impl FnOnce(*mut PyInterpreterState),
@@ -272,7 +309,7 @@ impl Subinterpreter {
         if !self.owned {
             return Err(Error::NotOwned);
         }
-        // SAFETY: reads a runtime field.
+        // SAFETY: reads a runtime field; needs no thread state.
         if istate == unsafe { pyo3_ffi::PyInterpreterState_Main() } {
             return Err(Error::IsMain);
         }
@@ -282,7 +319,7 @@ impl Subinterpreter {
         if ffi_ext::is_finalizing() {
             return Err(Error::Finalizing);
         }
-        // SAFETY: we own `istate`, so it is alive.
+        // SAFETY: we own `istate`, so it is alive; the check reads one field and needs no GIL.
         if unsafe { ffi_ext::is_running_main(istate) } {
             return Err(Error::Running);
         }
@@ -343,7 +380,8 @@ impl Drop for Subinterpreter {
     }
 }
 
-/// A borrowed reference valid while the activation `'s` lives.
+/// A borrowed reference valid while the activation `'s` lives (returned by
+/// [`Subinterpreter::state_dict`]); not `Send`, like the activation.
 #[derive(Clone, Copy, Debug)]
 pub struct Borrowed<'s> {
     ptr: NonNull<PyObject>,
@@ -351,7 +389,8 @@ pub struct Borrowed<'s> {
 }
 
 impl Borrowed<'_> {
-    /// The raw pointer, borrowed.
+    /// The raw pointer, borrowed: use it on this thread, under the activation's GIL, and
+    /// `Py_INCREF` it to keep it past the activation.
     #[must_use]
     pub fn as_ptr(self) -> *mut PyObject {
         self.ptr.as_ptr()
@@ -387,9 +426,9 @@ mod census {
             if unsafe { crate::ffi_ext::is_running_main(istate) } {
                 return Err(Error::Running);
             }
-            // SAFETY: as above.
+            // SAFETY: as above: `istate`'s GIL is held through `destroy`.
             let others = unsafe { count_other_tstates(istate, destroy, creation) };
-            // SAFETY: as above.
+            // SAFETY: as above: `istate`'s GIL is held through `destroy`.
             let (daemon, joinable) = unsafe { threading_threads() };
             let foreign = others.saturating_sub(daemon + joinable);
             if daemon == 0 && foreign == 0 {
@@ -397,7 +436,8 @@ mod census {
             }
             last = Err(Error::ThreadsAlive { daemon, foreign });
             // Let exiting threads finish: release the GIL briefly.
-            // SAFETY: `destroy` is attached; we re-attach it right after.
+            // SAFETY: `destroy` is attached to this thread, as `PyEval_SaveThread` needs; we
+            // re-attach it right after, with no Python object used in between.
             unsafe {
                 let saved = pyo3_ffi::PyEval_SaveThread();
                 std::thread::sleep(std::time::Duration::from_millis(2));
@@ -515,7 +555,7 @@ if lock is not None and not lock.locked():\n    m._ident = None\n";
     /// # Safety
     /// The GIL of `obj`'s interpreter is held.
     unsafe fn call_method0(obj: *mut PyObject, name: &CStr) -> Option<Owned> {
-        // SAFETY: caller's contract.
+        // SAFETY: the GIL of `obj`'s interpreter is held on this thread (caller's contract).
         unsafe {
             let f = Owned::from_owned(pyo3_ffi::PyObject_GetAttrString(obj, name.as_ptr()))?;
             Owned::from_owned(pyo3_ffi::PyObject_CallNoArgs(f.as_ptr()))

@@ -14,6 +14,35 @@
 //! on by default): one pyo3-ffi multi-phase module that every interpreter, main or isolated
 //! subinterpreter, imports with its own module state.
 //!
+//! ## Thread states and the GIL
+//!
+//! Every CPython call needs a *thread state* of some interpreter attached to the calling OS
+//! thread, which means holding that interpreter's GIL (with `gil = Own` each interpreter has
+//! its own). The docs of this crate use these phrases for it:
+//!
+//! - "the GIL is held" / "the current interpreter's GIL is held": a thread state is attached
+//!   to this OS thread, and the function works on the objects of *its* interpreter (objects
+//!   never cross interpreters);
+//! - "a thread state is attached": the same, whichever interpreter it belongs to;
+//! - "needs no GIL": the function only touches Rust data or reads a runtime field, and may be
+//!   called with any thread state attached or none;
+//! - "call with no GIL held": the function may wait for a lock that a thread holding a GIL
+//!   could be waiting for in turn, or switches interpreters itself.
+//!
+//! The safe entry points of the core ([`Subinterpreter`], [`ScopedActivate`],
+//! [`ScopedSubinterpreter`], [`Config`]) work whatever the calling thread holds, and give it
+//! back exactly the thread state it had. The `unsafe fn`s of the lower modules state their
+//! requirement in a `# Safety` section.
+//!
+//! ## Modules, top to bottom
+//!
+//! | module | what |
+//! |---|---|
+//! | [`interp`], [`scope`], [`config`], [`error`] | the core: owning handles, activation guards, configs, errors |
+//! | [`registry`], [`run`] | the process-wide table of our interpreters, and running code in one from any thread |
+//! | [`xi`], [`buffer`], [`queue`], [`excinfo`] | what crosses: values, shared buffers, queues, uncaught exceptions |
+//! | [`owned`], [`pyutil`], [`ffi_ext`] | raw C-API helpers: owned references, small wrappers, private CPython entry points |
+//!
 //! ## Use from another PyO3 extension
 //!
 //! Depend on `subinterp-rs` with `default-features = false`, and call the core with PyO3

@@ -5,11 +5,13 @@ use std::ptr::NonNull;
 
 use pyo3_ffi::PyObject;
 
-/// A strong reference, decref'd on drop.
+/// A strong reference to a Python object, decref'd on drop: the crate's stand-in for PyO3's
+/// `Bound`, without PyO3's thread-local bookkeeping (which assumes a single interpreter).
 ///
 /// It must be created and dropped while the same interpreter's GIL is held on the same OS
 /// thread: the type is neither `Send` nor `Sync`, and every function that switches interpreters
-/// takes care to drop its `Owned` values before switching.
+/// takes care to drop its `Owned` values before switching. Values leave an interpreter as
+/// [`Value`](crate::xi::Value)s, never as `Owned`.
 pub struct Owned {
     ptr: NonNull<PyObject>,
     _thread_bound: PhantomData<*mut ()>,
@@ -32,7 +34,8 @@ impl Owned {
     /// # Safety
     /// `ptr` is a live object of the current interpreter, whose GIL is held.
     pub unsafe fn from_borrowed(ptr: NonNull<PyObject>) -> Self {
-        // SAFETY: caller's contract.
+        // SAFETY: `ptr` is a live object of the current interpreter, whose GIL is held on this
+        // thread (caller's contract), as `Py_INCREF` needs.
         unsafe { pyo3_ffi::Py_INCREF(ptr.as_ptr()) };
         Owned {
             ptr,
@@ -40,13 +43,15 @@ impl Owned {
         }
     }
 
-    /// The borrowed pointer.
+    /// The borrowed pointer, valid while `self` lives; use it only under the GIL of the
+    /// interpreter it belongs to.
     #[must_use]
     pub fn as_ptr(&self) -> *mut PyObject {
         self.ptr.as_ptr()
     }
 
-    /// Gives the reference to the caller.
+    /// Gives the reference to the caller (no decref), e.g. to return it to CPython or to a
+    /// reference-stealing call such as `PyTuple_SetItem`. Needs no GIL.
     #[must_use]
     pub fn into_ptr(self) -> *mut PyObject {
         let ptr = self.ptr.as_ptr();

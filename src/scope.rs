@@ -31,6 +31,10 @@ enum Entry {
 
 /// Makes an interpreter current on this OS thread with its GIL held, for the guard's lifetime.
 ///
+/// While the guard lives, raw C-API calls on this thread act in that interpreter. Guards nest
+/// (A, then B, then A again); drop them in reverse order of creation, which Rust's scoping does
+/// for guards held in local variables.
+///
 /// Borrowing the [`Subinterpreter`] makes closing it while the guard lives a compile error:
 ///
 /// ```compile_fail
@@ -57,10 +61,21 @@ pub struct ScopedActivate<'a> {
 }
 
 impl<'a> ScopedActivate<'a> {
-    /// Activates `si` on this thread. Works whether or not this thread holds a GIL.
+    /// Activates `si` on this thread. Works whether or not this thread holds a GIL: a GIL of
+    /// another interpreter is released (its thread state detached) until the guard drops.
+    /// If `si` is already current on this thread, the guard only makes sure its GIL is held.
+    ///
+    /// It blocks while another thread holds `si`'s GIL.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] for an empty handle.
+    ///
+    /// # Panics
+    /// If CPython cannot allocate a thread state (`PyThreadState_New` fails: out of memory).
     pub fn new(si: &'a Subinterpreter) -> Result<Self, Error> {
         let interp = NonNull::new(si.as_ptr()).ok_or(Error::Empty)?;
-        // SAFETY: `si` is non-empty and borrowed for 'a, so its interpreter outlives the guard.
+        // SAFETY: `si` is non-empty and borrowed for 'a, so its interpreter outlives the guard;
+        // `enter` accepts any attached thread state, or none.
         Ok(unsafe { Self::enter(interp) })
     }
 
@@ -105,16 +120,16 @@ impl<'a> ScopedActivate<'a> {
         }
     }
 
-    /// The active interpreter.
+    /// The active interpreter (alive while the guard lives).
     #[must_use]
     pub fn interp_ptr(&self) -> *mut PyInterpreterState {
         self.interp.as_ptr()
     }
 
-    /// The active interpreter's id.
+    /// The active interpreter's id. Needs no more than the guard.
     #[must_use]
     pub fn id(&self) -> i64 {
-        // SAFETY: the interpreter is alive while the guard lives; reads a field.
+        // SAFETY: the interpreter is alive while the guard lives; reads a field (no GIL needed).
         unsafe { pyo3_ffi::PyInterpreterState_GetID(self.interp.as_ptr()) }
     }
 }
@@ -138,7 +153,9 @@ impl Drop for ScopedActivate<'_> {
 
 /// A new subinterpreter, active on this thread for the guard's lifetime, destroyed after.
 ///
-/// The Rust twin of pybind11's `scoped_subinterpreter`.
+/// The Rust twin of pybind11's `scoped_subinterpreter`. Bound to its OS thread like
+/// [`ScopedActivate`]. Dropping it deactivates, then destroys (leaking the interpreter with a
+/// message on stderr if that would abort, as [`Subinterpreter`]'s drop does).
 pub struct ScopedSubinterpreter {
     // Field order is drop order: deactivate first, then destroy.
     scope: ScopedActivate<'static>,
@@ -146,17 +163,30 @@ pub struct ScopedSubinterpreter {
 }
 
 impl ScopedSubinterpreter {
-    /// Creates an isolated interpreter and activates it.
+    /// Creates an isolated interpreter and activates it, whatever GIL the caller holds.
+    ///
+    /// # Errors
+    /// As [`Subinterpreter::create`].
+    ///
+    /// # Panics
+    /// As [`ScopedActivate::new`].
     pub fn new() -> Result<Self, Error> {
         Self::with_config(&Config::isolated())
     }
 
-    /// Creates an interpreter from `config` and activates it.
+    /// Creates an interpreter from `config` and activates it, whatever GIL the caller holds.
+    ///
+    /// # Errors
+    /// As [`Subinterpreter::create`].
+    ///
+    /// # Panics
+    /// As [`ScopedActivate::new`].
     pub fn with_config(config: &Config) -> Result<Self, Error> {
         let si = Subinterpreter::create(config)?;
         let interp = NonNull::new(si.as_ptr()).ok_or(Error::Empty)?;
         // SAFETY: `si` is stored beside the guard and dropped after it (field order), so the
         // interpreter outlives the 'static the guard claims; neither leaves this struct.
+        // `create` gave this thread its thread state back, which `enter` accepts, any or none.
         let scope = unsafe { ScopedActivate::enter(interp) };
         Ok(ScopedSubinterpreter { scope, si })
     }

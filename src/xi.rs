@@ -15,7 +15,12 @@ use crate::owned::Owned;
 use crate::pyutil;
 use crate::queue::QueueRef;
 
-/// An interpreter-neutral value.
+/// An interpreter-neutral value: plain Rust data, no Python object.
+///
+/// Made under the source interpreter's GIL ([`to_value`]), rebuilt under the destination's
+/// ([`from_value`]); in between it may move to any thread (`Send`) and be dropped anywhere
+/// with no GIL: a `Buffer` is then released in its own interpreter later, a `Queue` drops its
+/// handle reference.
 pub enum Value {
     /// `None`
     None,
@@ -48,7 +53,9 @@ pub enum Value {
     Pickled(Vec<u8>),
 }
 
-/// How far [`to_value`] may go for an object that is not shareable.
+/// How far [`to_value`] may go for an object that is not shareable (`None`, `bool`, `int`,
+/// `float`, `str`, `bytes`, tuples of these, memoryviews and queues are; importable functions
+/// and classes cross by name under the two pickle fallbacks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fallback {
     /// Shareable types only (`prepare_main`, like the stdlib).
@@ -63,14 +70,17 @@ pub enum Fallback {
 /// `BaseException` that is not an `Exception` (`KeyboardInterrupt`, `SystemExit`) interrupted
 /// pickling: it is left raised, to propagate as it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotShareable(pub Option<String>);
+pub struct NotShareable(
+    /// The reason, or `None` when a `BaseException` was left raised.
+    pub Option<String>,
+);
 
-/// Whether `obj` crosses without pickle.
+/// Whether `obj` crosses without pickle (as data: see [`Fallback`]). Leaves no error set.
 ///
 /// # Safety
 /// The current interpreter's GIL is held; `obj` is alive.
 pub unsafe fn is_shareable(obj: *mut PyObject) -> bool {
-    // SAFETY: caller's contract.
+    // SAFETY: the GIL is held and `obj` alive (caller's contract), as `shareable` needs.
     unsafe {
         let ok = shareable(obj, 0).is_some();
         pyo3_ffi::PyErr_Clear();
@@ -141,10 +151,15 @@ unsafe fn shareable(obj: *mut PyObject, depth: usize) -> Option<Value> {
 
 /// Reads `obj` into a [`Value`], falling back as `fallback` allows.
 ///
+/// # Errors
+/// [`NotShareable`] with the reason if the type is not shareable (with
+/// [`Fallback::SharedOnly`]) or pickling failed; with `None` if a `BaseException` that is
+/// not an `Exception` interrupted pickling, left raised to propagate.
+///
 /// # Safety
 /// The current interpreter's GIL is held; `obj` is alive. On error no Python error is left set.
 pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value, NotShareable> {
-    // SAFETY: caller's contract.
+    // SAFETY: the GIL is held and `obj` alive (caller's contract), as every callee needs.
     unsafe {
         if let Some(v) = shareable(obj, 0) {
             return Ok(v);
@@ -169,7 +184,7 @@ pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value, 
 /// # Safety
 /// The current interpreter's GIL is held; `obj` is alive. Leaves no error set.
 unsafe fn importable_name(obj: *mut PyObject) -> Option<(String, String)> {
-    // SAFETY: caller's contract.
+    // SAFETY: the GIL is held and `obj` alive (caller's contract).
     unsafe {
         let is_candidate = pyo3_ffi::PyFunction_Check(obj) != 0
             || pyo3_ffi::PyCFunction_Check(obj) != 0
@@ -268,7 +283,9 @@ impl ExcText {
     }
 }
 
-/// Builds the object a [`Value`] describes, in the current interpreter.
+/// Builds the object a [`Value`] describes, in the current interpreter: importing the module
+/// of a `Ref`, unpickling a `Pickled` value (either can fail), a new memoryview for a
+/// `Buffer`, a queue object for a `Queue`.
 ///
 /// # Safety
 /// The current interpreter's GIL is held. On `None` a Python error is set.

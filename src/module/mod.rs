@@ -45,6 +45,8 @@ fn methods() -> *mut PyMethodDef {
     table.0.as_ptr().cast_mut()
 }
 
+/// The `Py_mod_exec` slot: adds the `WHENCE_*` and `UNBOUND_*` constants to a new module
+/// object, in the importing interpreter, whose GIL CPython holds for it.
 unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
     let constants: [(&std::ffi::CStr, i64); 9] = [
         (c"WHENCE_UNKNOWN", whence::UNKNOWN),
@@ -66,6 +68,7 @@ unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
     0
 }
 
+/// The module's slots: exec, and support for interpreters with their own GIL.
 static mut SLOTS: [PyModuleDef_Slot; 3] = [
     PyModuleDef_Slot {
         slot: pyo3_ffi::Py_mod_exec,
@@ -81,6 +84,8 @@ static mut SLOTS: [PyModuleDef_Slot; 3] = [
     },
 ];
 
+/// The module definition; no per-module state (`m_size` 0), methods filled in by
+/// [`PyInit__native`].
 static mut MODULE_DEF: PyModuleDef = PyModuleDef {
     m_base: pyo3_ffi::PyModuleDef_HEAD_INIT,
     m_name: c"subinterp_rs._native".as_ptr(),

@@ -8,8 +8,11 @@ use super::raise::{self, Exc};
 use crate::queue::{self, Got, QueueError};
 use crate::xi::{self, Fallback};
 
+/// A `METH_FASTCALL` module function.
 type Fast = pyo3_ffi::PyCFunctionFast;
 
+/// Raises the Python exception for a failed operation on queue `id`; returns null. The GIL is
+/// held.
 unsafe fn queue_error(id: i64, e: QueueError) -> *mut PyObject {
     // SAFETY: the GIL is held.
     unsafe {
@@ -24,6 +27,8 @@ unsafe fn queue_error(id: i64, e: QueueError) -> *mut PyObject {
     }
 }
 
+/// An `unboundop` argument: one of the three operations, or `-1` (the queue's default) when
+/// `allow_default`; `ValueError` otherwise. The GIL is held.
 unsafe fn unboundop(obj: *mut PyObject, allow_default: bool) -> Option<i32> {
     // SAFETY: the GIL is held.
     unsafe {
