@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pyo3_ffi::{PyObject, PyTypeObject, Py_buffer, Py_ssize_t};
@@ -17,7 +17,12 @@ use pyo3_ffi::{PyObject, PyTypeObject, Py_buffer, Py_ssize_t};
 use crate::owned::Owned;
 use crate::tstate;
 
-/// A `Py_buffer` owned by interpreter `owner`.
+/// A `Py_buffer` exported by an object of interpreter `owner`, with owned copies of its
+/// format, shape and strides.
+///
+/// `Send` and `Sync`, shared through `Arc` by every memoryview made from it. Dropping the last
+/// `Arc` needs no GIL: the buffer is released at once if `owner` is the current interpreter
+/// of this thread, else queued for [`release_pending`].
 pub struct SharedBuffer {
     view: Py_buffer,
     owner: i64,
@@ -43,6 +48,34 @@ static PENDING: Mutex<Vec<(i64, PendingRelease)>> = Mutex::new(Vec::new());
 static PENDING_COUNT: AtomicUsize = AtomicUsize::new(0);
 static LIVE: Mutex<Option<HashMap<i64, usize>>> = Mutex::new(None);
 
+/// Interpreters closed at process exit while buffers they exported were still in use.
+static ABANDONED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+static ANY_ABANDONED: AtomicBool = AtomicBool::new(false);
+
+/// Process exit only: leaves the buffers that interpreter `id` exported, and that are still in
+/// use elsewhere, unreleased for good, so that `id` can be closed without waiting for them.
+/// Their memory stays valid: the exporting objects keep the references the `Py_buffer`s hold,
+/// so `id`'s finalization does not free them, and CPython does not give back memory that still
+/// holds objects of a destroyed interpreter. Needs no GIL.
+pub fn abandon(id: i64) {
+    ABANDONED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(id);
+    ANY_ABANDONED.store(true, Ordering::Release);
+    if let Some(map) = LIVE.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+        map.remove(&id);
+    }
+}
+
+fn is_abandoned(owner: i64) -> bool {
+    ANY_ABANDONED.load(Ordering::Acquire)
+        && ABANDONED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&owner)
+}
+
 fn live_delta(owner: i64, delta: isize) {
     let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
     let map = live.get_or_insert_with(HashMap::new);
@@ -53,7 +86,8 @@ fn live_delta(owner: i64, delta: isize) {
     }
 }
 
-/// How many buffers exported by interpreter `id` are still in use (or awaiting release).
+/// How many buffers exported by interpreter `id` are still in use (or awaiting release). Needs
+/// no GIL. The registry refuses to close an interpreter while this is not zero.
 pub fn live_exports(id: i64) -> usize {
     LIVE.lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -62,7 +96,8 @@ pub fn live_exports(id: i64) -> usize {
         .unwrap_or(0)
 }
 
-/// Releases the buffers of the current interpreter that were dropped elsewhere.
+/// Releases the buffers of the current interpreter that were dropped elsewhere. Our code
+/// calls it whenever it enters an interpreter, and before closing one.
 ///
 /// # Safety
 /// The GIL of the interpreter with id `current` is held on this thread.
@@ -85,7 +120,9 @@ pub unsafe fn release_pending(current: i64) {
 }
 
 impl SharedBuffer {
-    /// Exports the buffer of `obj` (a memoryview) from the current interpreter.
+    /// Exports the buffer of `obj` (a memoryview) from the current interpreter (read-only or
+    /// writable as the exporter allows; indirect PIL-style buffers are refused with
+    /// `BufferError`).
     ///
     /// # Safety
     /// The current interpreter's GIL is held; `obj` is alive. On `None` an error is set.
@@ -131,7 +168,8 @@ impl SharedBuffer {
         }
     }
 
-    /// A `memoryview` in the current interpreter over the shared memory.
+    /// A new `memoryview` in the current interpreter over the shared memory (no copy); it
+    /// keeps one `Arc` of `shared` until it is deallocated.
     ///
     /// # Safety
     /// The current interpreter's GIL is held. On `None` an error is set.
@@ -151,6 +189,9 @@ impl SharedBuffer {
 
 impl Drop for SharedBuffer {
     fn drop(&mut self) {
+        if is_abandoned(self.owner) {
+            return; // Its interpreter is gone: the export stays unreleased (see `abandon`).
+        }
         let here = tstate::attached_interp();
         // SAFETY: `here` is attached to this thread, hence alive.
         if !here.is_null() && unsafe { pyo3_ffi::PyInterpreterState_GetID(here) } == self.owner {

@@ -302,6 +302,20 @@ impl Subinterpreter {
         &mut self,
         before_end: impl FnOnce(*mut PyInterpreterState),
     ) -> Result<(), Error> {
+        self.close_impl(before_end, true)
+    }
+
+    /// [`try_close`](Self::try_close) that refuses ([`Error::ThreadsAlive`]) instead of joining
+    /// `threading` threads that still run: for process exit, which must not wait forever.
+    pub(crate) fn try_close_without_joining(&mut self) -> Result<(), Error> {
+        self.close_impl(|_| {}, false)
+    }
+
+    fn close_impl(
+        &mut self,
+        before_end: impl FnOnce(*mut PyInterpreterState),
+        join_threads: bool,
+    ) -> Result<(), Error> {
         let istate = self.istate;
         if istate.is_null() {
             return Err(Error::Empty);
@@ -336,7 +350,7 @@ impl Subinterpreter {
             };
             let previous = tstate::detach();
             tstate::reattach(destroy);
-            if let Err(e) = census::check_can_end(istate, destroy, creation) {
+            if let Err(e) = census::check_can_end(istate, destroy, creation, join_threads) {
                 if Some(destroy) == creation {
                     pyo3_ffi::PyEval_SaveThread();
                 } else {
@@ -419,6 +433,7 @@ mod census {
         istate: *mut PyInterpreterState,
         destroy: *mut PyThreadState,
         creation: Option<*mut PyThreadState>,
+        join_threads: bool,
     ) -> Result<(), Error> {
         let mut last = Ok(());
         for _ in 0..SETTLE_ROUNDS {
@@ -430,7 +445,10 @@ mod census {
             let others = unsafe { count_other_tstates(istate, destroy, creation) };
             // SAFETY: as above: `istate`'s GIL is held through `destroy`.
             let (daemon, joinable) = unsafe { threading_threads() };
-            let foreign = others.saturating_sub(daemon + joinable);
+            let mut foreign = others.saturating_sub(daemon + joinable);
+            if !join_threads {
+                foreign += joinable; // not to be waited for: counted as blocking the close
+            }
             if daemon == 0 && foreign == 0 {
                 return Ok(());
             }

@@ -4,6 +4,10 @@
 //! closed, its items follow their `unboundop` exactly like the stdlib's: removed, replaced by
 //! `UNBOUND`, or turned into an `ItemInterpreterDestroyed` error for `get()`.
 //! Blocking `put`/`get` wait on condition variables with the caller's GIL released.
+//!
+//! Queues are found by id in one process-wide table. The functions that only manage the table
+//! or read counts need no GIL; [`put`] and [`get`] need a thread state attached (they release
+//! its GIL while blocked and check for signals under it).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -23,7 +27,8 @@ pub const UNBOUND_ERROR: i32 = 2;
 /// `UNBOUND`: `get()` returns the `UNBOUND` marker for it.
 pub const UNBOUND_REPLACE: i32 = 3;
 
-/// Whether `op` is one of the three operations.
+/// Whether `op` is one of the three operations ([`UNBOUND_REMOVE`], [`UNBOUND_ERROR`],
+/// [`UNBOUND_REPLACE`]).
 #[must_use]
 pub fn valid_unboundop(op: i32) -> bool {
     matches!(op, UNBOUND_REMOVE | UNBOUND_ERROR | UNBOUND_REPLACE)
@@ -42,7 +47,9 @@ struct State {
     handles: usize,
 }
 
-/// One queue.
+/// One queue: its bound, its default `unboundop`, and its items behind a mutex, shared through
+/// `Arc` by the table and any thread waiting on it. Handles are counted; the last
+/// [`release`] frees it. Reached by id through the functions of this module.
 pub struct Queue {
     id: i64,
     /// `<= 0`: unbounded (kept as given, like the stdlib).
@@ -53,7 +60,8 @@ pub struct Queue {
     not_full: Condvar,
 }
 
-/// Why a queue operation failed.
+/// Why a queue operation failed (raised in Python as `QueueNotFoundError`, `QueueEmpty` and
+/// `QueueFull`; `Interrupted` leaves the signal handler's exception).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueError {
     /// No queue with that id (all handles released).
@@ -80,7 +88,8 @@ fn find(id: i64) -> Result<Arc<Queue>, QueueError> {
         .ok_or(QueueError::NotFound)
 }
 
-/// A new queue with one handle; `maxsize <= 0` is unbounded.
+/// A new queue with one handle reference; returns its id. `maxsize <= 0` is unbounded;
+/// `default_unboundop` applies to items put without one. Needs no GIL.
 #[must_use]
 pub fn create(maxsize: i64, default_unboundop: i32) -> i64 {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -99,15 +108,22 @@ pub fn create(maxsize: i64, default_unboundop: i32) -> i64 {
     id
 }
 
-/// Takes a handle reference.
+/// Takes a handle reference on queue `id`. Needs no GIL.
+///
+/// # Errors
+/// [`QueueError::NotFound`] if no queue has that id (its last handle was released).
 pub fn bind(id: i64) -> Result<(), QueueError> {
     let q = find(id)?;
     q.lock().handles += 1;
     Ok(())
 }
 
-/// Drops a handle reference; the last one frees the queue and its items. Returns the items so
-/// the caller drops them where that is safe (they may hold buffers of this interpreter).
+/// Drops a handle reference; the last one frees the queue and its items. Needs no GIL: a
+/// buffer among the items is released at once if its interpreter is current here, else
+/// queued for it (see [`SharedBuffer`](crate::buffer::SharedBuffer)).
+///
+/// # Errors
+/// [`QueueError::NotFound`] if no queue has that id.
 pub fn release(id: i64) -> Result<(), QueueError> {
     let mut map = queues();
     let q = map
@@ -130,7 +146,7 @@ pub fn release(id: i64) -> Result<(), QueueError> {
     Ok(())
 }
 
-/// `(id, default unboundop, maxsize)` of every live queue, by id.
+/// `(id, default unboundop, maxsize)` of every live queue, by id. Needs no GIL.
 #[must_use]
 pub fn list_all() -> Vec<(i64, i32, i64)> {
     let mut all: Vec<_> = queues()
@@ -145,22 +161,34 @@ pub fn list_all() -> Vec<(i64, i32, i64)> {
     all
 }
 
-/// The queue's `(maxsize, default unboundop)`.
+/// The queue's `(maxsize, default unboundop)`. Needs no GIL.
+///
+/// # Errors
+/// [`QueueError::NotFound`] if no queue has that id.
 pub fn info(id: i64) -> Result<(i64, i32), QueueError> {
     find(id).map(|q| (q.maxsize, q.default_unboundop))
 }
 
-/// Items in the queue.
+/// Items in the queue (unbound ones included). Needs no GIL.
+///
+/// # Errors
+/// [`QueueError::NotFound`] if no queue has that id.
 pub fn count(id: i64) -> Result<usize, QueueError> {
     find(id).map(|q| q.lock().items.len())
 }
 
-/// Whether a bounded queue is full.
+/// Whether a bounded queue is full (never for an unbounded one). Needs no GIL.
+///
+/// # Errors
+/// [`QueueError::NotFound`] if no queue has that id.
 pub fn is_full(id: i64) -> Result<bool, QueueError> {
     find(id).map(|q| q.maxsize > 0 && q.lock().items.len() as i64 >= q.maxsize)
 }
 
-/// Called when interpreter `interp` is being closed: its items become unbound.
+/// Called when interpreter `interp` is being closed: its items become unbound, following each
+/// item's `unboundop` (removed, or kept as a marker for `get`). Call it with `interp`'s GIL
+/// held (the registry does, before `Py_EndInterpreter`), so that buffers it exported among
+/// the items are released there at once.
 pub fn unbind_interpreter(interp: i64) {
     let all: Vec<Arc<Queue>> = queues()
         .as_ref()
@@ -206,13 +234,17 @@ impl Queue {
     }
 }
 
-/// A bound reference to a queue, carried inside a [`Value`] while it crosses.
+/// A bound reference to a queue (one handle reference), carried inside a [`Value`] while it
+/// crosses; dropping it releases the reference, which needs no GIL.
 pub struct QueueRef {
     id: i64,
 }
 
 impl QueueRef {
-    /// Binds queue `id`.
+    /// Binds queue `id` (takes a handle reference). Needs no GIL.
+    ///
+    /// # Errors
+    /// [`QueueError::NotFound`] if no queue has that id.
     pub fn bind(id: i64) -> Result<Self, QueueError> {
         bind(id).map(|()| QueueRef { id })
     }
@@ -247,6 +279,10 @@ unsafe fn wait_until<'a>(
         if ready(&st) {
             return Ok(st);
         }
+        // SAFETY: the GIL is held (on entry, and again at the end of every round).
+        if unsafe { stopped_at_exit() } {
+            return Err(QueueError::Interrupted);
+        }
         let now = Instant::now();
         let slice = match deadline {
             Some(d) if d <= now => return Err(QueueError::Empty),
@@ -271,6 +307,40 @@ unsafe fn wait_until<'a>(
     }
 }
 
+/// At process exit ([`crate::registry::shut_down`]), a blocked queue operation inside a
+/// subinterpreter raises `SystemExit` so that the interpreter can unwind and be closed. Returns
+/// whether it did (the error is then set). Main's own waits are left alone.
+///
+/// # Safety
+/// The GIL of the attached thread state is held.
+unsafe fn stopped_at_exit() -> bool {
+    if !crate::registry::is_shut_down() {
+        return false;
+    }
+    // SAFETY: the GIL is held (contract).
+    unsafe {
+        if crate::tstate::attached_interp() == pyo3_ffi::PyInterpreterState_Main() {
+            return false;
+        }
+        pyo3_ffi::PyErr_SetNone(pyo3_ffi::PyExc_SystemExit);
+    }
+    true
+}
+
+/// Wakes every blocked `put` and `get` (process exit: they re-check [`stopped_at_exit`]).
+pub fn wake_all() {
+    let all: Vec<Arc<Queue>> = queues()
+        .as_ref()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    for q in all {
+        // Under the state lock, so no waiter is between its check and its wait.
+        let _st = q.lock();
+        q.not_empty.notify_all();
+        q.not_full.notify_all();
+    }
+}
+
 fn deadline_of(block: bool, timeout: Option<f64>) -> Option<Instant> {
     if !block {
         return Some(Instant::now());
@@ -279,7 +349,15 @@ fn deadline_of(block: bool, timeout: Option<f64>) -> Option<Instant> {
     timeout.map(|t| Instant::now() + Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX / 4))
 }
 
-/// Appends `value`, put by interpreter `interp`.
+/// Appends `value`, put by interpreter `interp`, with `unboundop` (`< 0`: the queue's
+/// default). A full bounded queue makes it wait, with the caller's GIL released, until there
+/// is room, the deadline passes (`block = false`: at once; `timeout = None`: never) or a signal
+/// handler raises.
+///
+/// # Errors
+/// [`QueueError::NotFound`] if no queue has that id; [`QueueError::Full`] if there was no
+/// room in time; [`QueueError::Interrupted`] if a signal handler raised (its exception is
+/// set).
 ///
 /// # Safety
 /// A thread state is attached to this thread.
@@ -300,7 +378,8 @@ pub unsafe fn put(
     let st = q.lock();
     let deadline = deadline_of(block, timeout);
     let maxsize = q.maxsize;
-    // SAFETY: caller's contract.
+    // SAFETY: a thread state is attached to this thread (caller's contract), as `wait_until`
+    // needs.
     let mut st = unsafe {
         wait_until(&q, &q.not_full, st, deadline, |s| {
             maxsize <= 0 || (s.items.len() as i64) < maxsize
@@ -324,7 +403,7 @@ pub unsafe fn put(
     Ok(())
 }
 
-/// What `get` returns: a value, or the unbound op of an item whose interpreter is gone.
+/// What [`get`] returns: a value, or the unbound op of an item whose interpreter is gone.
 pub enum Got {
     /// A live item.
     Value(Value),
@@ -332,7 +411,13 @@ pub enum Got {
     Unbound(i32),
 }
 
-/// Pops the next item.
+/// Pops the next item. An empty queue makes it wait, with the caller's GIL released, until an
+/// item comes, the deadline passes (`block = false`: at once; `timeout = None`: never) or a
+/// signal handler raises.
+///
+/// # Errors
+/// [`QueueError::NotFound`] if no queue has that id; [`QueueError::Empty`] if no item came in
+/// time; [`QueueError::Interrupted`] if a signal handler raised (its exception is set).
 ///
 /// # Safety
 /// A thread state is attached to this thread.
@@ -340,7 +425,8 @@ pub unsafe fn get(id: i64, block: bool, timeout: Option<f64>) -> Result<Got, Que
     let q = find(id)?;
     let st = q.lock();
     let deadline = deadline_of(block, timeout);
-    // SAFETY: caller's contract.
+    // SAFETY: a thread state is attached to this thread (caller's contract), as `wait_until`
+    // needs.
     let mut st = unsafe { wait_until(&q, &q.not_empty, st, deadline, |s| !s.items.is_empty()) }?;
     let item = st.items.pop_front().ok_or(QueueError::Empty)?;
     drop(st);
@@ -353,7 +439,8 @@ pub unsafe fn get(id: i64, block: bool, timeout: Option<f64>) -> Result<Got, Que
 }
 
 /// The queue id of `obj` if it is an instance of the queue class registered in this
-/// interpreter, bound for crossing.
+/// interpreter, bound for crossing; `None` otherwise (a Python error may be left set, as
+/// callers trying one kind after another clear it).
 ///
 /// # Safety
 /// The current interpreter's GIL is held; `obj` is alive.
@@ -377,7 +464,8 @@ pub unsafe fn queue_ref_of(obj: *mut PyObject) -> Option<QueueRef> {
     }
 }
 
-/// The key of the queue class in each interpreter's state dict.
+/// The key under which the facade's queue class is registered in each interpreter's state
+/// dict (`_native._register_queue_type`).
 pub const QUEUE_TYPE_KEY: &std::ffi::CStr = c"subinterp_rs.queue_type";
 
 /// A queue object of this interpreter for `q` (importing the facade if no class is registered).

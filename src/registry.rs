@@ -4,9 +4,13 @@
 //! owned [`Subinterpreter`], who created it (`whence`), PEP 734 handle references, whether it
 //! is running, and the idle thread states cached per OS thread so that repeated `exec`/`call`
 //! from one thread reuse one thread state instead of creating one per call.
+//!
+//! The table is behind a Rust mutex, never held while waiting for a GIL: its functions need
+//! no GIL unless they say otherwise. [`destroy`] and [`lifecycle_write`] must be called with
+//! no GIL held.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -15,7 +19,8 @@ use pyo3_ffi::{PyInterpreterState, PyThreadState};
 use crate::error::Error;
 use crate::interp::Subinterpreter;
 
-/// `_PyInterpreterState_WHENCE_*` values (the stdlib's `_interpreters.WHENCE_*`).
+/// `_PyInterpreterState_WHENCE_*` values (the stdlib's `_interpreters.WHENCE_*`), exported
+/// by `_native` under the same names.
 pub mod whence {
     /// Not known.
     pub const UNKNOWN: i64 = 0;
@@ -77,21 +82,59 @@ thread_local! {
     static CLOSING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+/// Set once by [`shut_down`] (the package's atexit hook): from then on no interpreter of
+/// ours is created and none of ours starts a run, so what the hook closed stays closed while
+/// daemon threads go on until the runtime finalizes.
+static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Refuses every later create and run of our interpreters (process exit). Waits for creates
+/// and closes in progress; runs already begun are the caller's to stop. Call with no GIL held.
+pub fn shut_down() {
+    // SAFETY: reads this thread's identifier; no GIL needed.
+    let me = unsafe { pyo3_ffi::PyThread_get_thread_ident() } as u64;
+    EXIT_THREAD.store(me, Ordering::SeqCst);
+    let _no_create_in_progress = lifecycle_write();
+    // Under the table lock, like `begin_run`'s check: a run either began before (and is in
+    // `running_threads()`) or is refused.
+    with_table(|_| SHUT_DOWN.store(true, Ordering::SeqCst));
+}
+
+/// `PyThread_get_thread_ident()` of the thread that ran [`shut_down`].
+static EXIT_THREAD: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this is the thread that ran [`shut_down`] (the one exiting the process).
+pub fn is_exit_thread() -> bool {
+    // SAFETY: reads this thread's identifier; no GIL needed.
+    let me = unsafe { pyo3_ffi::PyThread_get_thread_ident() } as u64;
+    is_shut_down() && EXIT_THREAD.load(Ordering::SeqCst) == me
+}
+
+/// Whether [`shut_down`] ran (check it with [`LIFECYCLE`] held to exclude a racing create).
+pub fn is_shut_down() -> bool {
+    SHUT_DOWN.load(Ordering::SeqCst)
+}
+
 /// Interpreters whose close was asked for while this process was inside another close.
 static DEFERRED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 
-/// Whether this thread is inside a close.
+/// Whether this thread is inside a close (a finalizer run by `Py_EndInterpreter`). Needs no
+/// GIL.
 pub fn closing_here() -> bool {
     CLOSING.with(std::cell::Cell::get) > 0
 }
 
-/// Takes [`LIFECYCLE`] for writing. Call with no GIL held.
+/// Takes the lifecycle lock for writing, held while an interpreter of ours is added to or
+/// removed from CPython's list of interpreters (walking that list meanwhile can crash).
+///
+/// Call with no GIL held: a thread listing interpreters waits for this lock after releasing
+/// its GIL, and a create or close needs GILs while it holds the lock.
 pub fn lifecycle_write() -> RwLockWriteGuard<'static, ()> {
     LIFECYCLE.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Tries to take [`LIFECYCLE`] for reading for up to `patience`; `None` if a create or close
-/// held it all along (the caller then lists what the registry knows).
+/// Tries to take the lifecycle lock (see [`lifecycle_write`]) for reading, for walking
+/// CPython's list of interpreters, for up to `patience`; `None` if a create or close held it
+/// all along (the caller then lists what the registry knows). Call with no GIL held.
 pub fn lifecycle_read(patience: Duration) -> Option<RwLockReadGuard<'static, ()>> {
     let deadline = Instant::now() + patience;
     loop {
@@ -138,7 +181,8 @@ fn thread_key() -> Option<u64> {
     TOKEN.try_with(|t| t.0).ok()
 }
 
-/// Adds an owned interpreter with `handles` handle references already taken.
+/// Adds an owned interpreter, created by `whence`, with `handles` handle references already
+/// taken; returns its id. Needs no GIL.
 pub fn register(si: Subinterpreter, whence: i64, handles: usize) -> i64 {
     let id = si.id();
     let istate = si.as_ptr() as usize;
@@ -162,7 +206,7 @@ pub fn register(si: Subinterpreter, whence: i64, handles: usize) -> i64 {
     id
 }
 
-/// Whether `id` is ours (owned and registered, and not disarmed).
+/// Whether `id` is ours (owned and registered, and not disarmed). Needs no GIL.
 #[must_use]
 pub fn is_owned(id: i64) -> bool {
     with_table(|t| {
@@ -171,37 +215,39 @@ pub fn is_owned(id: i64) -> bool {
     })
 }
 
-/// The `whence` we recorded for `id`, if it is ours.
+/// The `whence` we recorded for `id`, if it is ours. Needs no GIL.
 #[must_use]
 pub fn whence_of(id: i64) -> Option<i64> {
     with_table(|t| t.get(&id).map(|r| r.whence))
 }
 
-/// Whether we know `id` runs (our own flag; CPython's is checked separately).
+/// Whether we know `id` runs (our own flag; CPython's is checked separately). Needs no GIL.
 #[must_use]
 pub fn is_running(id: i64) -> bool {
     with_table(|t| t.get(&id).is_some_and(|r| r.running))
 }
 
-/// Ids of all registered interpreters.
+/// Ids of all registered interpreters, in no particular order. Needs no GIL.
 #[must_use]
 pub fn ids() -> Vec<i64> {
     with_table(|t| t.keys().copied().collect())
 }
 
-/// A run in progress: what [`begin_run`] reserved for the calling thread.
+/// A run in progress: what [`begin_run`] reserved for the calling thread, to hand back to
+/// [`end_run`] on the same thread. Not `Send` (it holds raw CPython pointers).
 pub struct Run {
     /// The interpreter's id.
     pub id: i64,
-    /// Its state.
+    /// Its state (alive while the run is reserved, for ours).
     pub istate: *mut PyInterpreterState,
-    /// A cached idle thread state of this thread, if any.
+    /// A cached idle (detached) thread state of this thread for it, if any.
     pub cached: Option<*mut PyThreadState>,
     /// Whether the interpreter is ours (then thread states may be cached).
     pub ours: bool,
 }
 
-/// Why a run could not begin.
+/// Why a run could not begin (raised in Python as `InterpreterNotFoundError` for `NotFound`,
+/// else `InterpreterError`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BeginError {
     /// No such interpreter.
@@ -210,9 +256,17 @@ pub enum BeginError {
     Running,
     /// It is being closed.
     Closing,
+    /// The process is exiting ([`shut_down`] ran).
+    ShutDown,
 }
 
-/// Reserves interpreter `id` for a run on this thread.
+/// Reserves interpreter `id` for a run on this thread, taking a cached idle thread state of
+/// this thread if there is one. An interpreter we do not own (main, or the stdlib's) is looked
+/// up in CPython's list and not reserved.
+///
+/// # Errors
+/// [`BeginError::NotFound`] if no interpreter has that id; [`BeginError::Running`] if ours
+/// runs already; [`BeginError::Closing`] if ours is being closed.
 ///
 /// # Safety
 /// A thread state is attached to this thread (for the look-up of foreign interpreters).
@@ -224,6 +278,9 @@ pub unsafe fn begin_run(id: i64) -> Result<Run, BeginError> {
         };
         if rec.closing || rec.si.is_none() {
             return Err(BeginError::Closing);
+        }
+        if is_shut_down() {
+            return Err(BeginError::ShutDown);
         }
         if rec.running {
             return Err(BeginError::Running);
@@ -258,7 +315,8 @@ pub unsafe fn begin_run(id: i64) -> Result<Run, BeginError> {
 }
 
 /// Ends a run: caches `idle` (a detached thread state of this thread) if given. Returns
-/// whether the interpreter should now be closed (its last handle went while it ran).
+/// whether the interpreter should now be closed (its last handle went while it ran). Needs no
+/// GIL.
 pub fn end_run(run: &Run, idle: Option<*mut PyThreadState>) -> bool {
     let key = thread_key();
     with_table(|t| {
@@ -275,7 +333,8 @@ pub fn end_run(run: &Run, idle: Option<*mut PyThreadState>) -> bool {
     })
 }
 
-/// Takes the orphaned thread states of `id` (to delete under its GIL).
+/// Takes the orphaned thread states of `id` (cached by OS threads that have exited since), to
+/// delete with [`delete_idle`] under its GIL. Needs no GIL itself.
 #[must_use]
 pub fn take_orphans(id: i64) -> Vec<*mut PyThreadState> {
     with_table(|t| {
@@ -299,7 +358,8 @@ pub unsafe fn delete_idle(tstates: &[*mut PyThreadState]) {
     }
 }
 
-/// Why an interpreter could not be destroyed.
+/// Why an interpreter could not be destroyed (raised in Python as `InterpreterNotFoundError`
+/// for `NotFound`, else `InterpreterError`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DestroyError {
     /// Not registered (maybe not ours, maybe gone).
@@ -314,11 +374,48 @@ pub enum DestroyError {
     BuffersInUse(usize),
     /// The core refused.
     Core(Error),
+    /// The process is exiting: the exit hook closes what is left ([`destroy_at_exit`]).
+    ShutDown,
 }
 
 /// Destroys our interpreter `id`, deleting its cached thread states first. Asked from inside
 /// another close (a `__del__` run by finalization), it is done right after that close.
+///
+/// Before ending it, under its own GIL: its queue items become unbound and the buffers it
+/// exported that were dropped elsewhere are released. Call with no GIL held (it takes the
+/// lifecycle lock and activates the interpreter).
+///
+/// # Errors
+/// [`DestroyError::NotFound`] if `id` is not ours; [`DestroyError::Disarmed`];
+/// [`DestroyError::Closing`] if a close is in progress; [`DestroyError::Running`];
+/// [`DestroyError::BuffersInUse`] if memoryviews over its buffers live in other interpreters;
+/// [`DestroyError::Core`] for the other refusals of
+/// [`Subinterpreter::try_close`](crate::Subinterpreter::try_close). On error the interpreter
+/// stays registered and usable.
 pub fn destroy(id: i64) -> Result<(), DestroyError> {
+    if is_shut_down() {
+        return Err(if with_table(|t| t.contains_key(&id)) {
+            DestroyError::ShutDown
+        } else {
+            DestroyError::NotFound
+        });
+    }
+    destroy_joining(id, true)
+}
+
+/// [`destroy`], also after [`shut_down`]: for the exit hook only (it alone closes then, so an
+/// interpreter it works on cannot be destroyed under it by a daemon thread). `threading`
+/// threads still running in it are not waited for: they make it refuse.
+///
+/// # Errors
+/// As [`destroy`], without [`DestroyError::ShutDown`].
+pub fn destroy_at_exit(id: i64) -> Result<(), DestroyError> {
+    destroy_joining(id, false)
+}
+
+/// Destroys `id`; `join_threads`: wait for its running `threading` threads to end (else
+/// refuse while any runs).
+fn destroy_joining(id: i64, join_threads: bool) -> Result<(), DestroyError> {
     if closing_here() {
         if with_table(|t| t.contains_key(&id)) {
             DEFERRED
@@ -329,15 +426,15 @@ pub fn destroy(id: i64) -> Result<(), DestroyError> {
         }
         return Err(DestroyError::NotFound);
     }
-    let result = destroy_now(id);
+    let result = destroy_now(id, join_threads);
     let deferred = std::mem::take(&mut *DEFERRED.lock().unwrap_or_else(PoisonError::into_inner));
     for other in deferred {
-        let _ = destroy_now(other);
+        let _ = destroy_now(other, join_threads);
     }
     result
 }
 
-fn destroy_now(id: i64) -> Result<(), DestroyError> {
+fn destroy_now(id: i64, join_threads: bool) -> Result<(), DestroyError> {
     let (mut si, tstates) = with_table(|t| {
         let rec = t.get_mut(&id).ok_or(DestroyError::NotFound)?;
         if rec.closing || rec.si.is_none() {
@@ -354,7 +451,7 @@ fn destroy_now(id: i64) -> Result<(), DestroyError> {
         tstates.extend(rec.orphans.drain(..).map(|p| p.0));
         Ok((rec.si.take().expect("checked above"), tstates))
     })?;
-    let result = close_taken(&mut si, id, &tstates);
+    let result = close_taken(&mut si, id, &tstates, join_threads);
     with_table(|t| match &result {
         Ok(()) => {
             t.remove(&id);
@@ -373,6 +470,7 @@ fn close_taken(
     si: &mut Subinterpreter,
     id: i64,
     tstates: &[*mut PyThreadState],
+    join_threads: bool,
 ) -> Result<(), DestroyError> {
     // Items it put in queues become unbound, and buffers it exported that were dropped
     // elsewhere are released, both under its own GIL; cached thread states go too.
@@ -392,7 +490,11 @@ fn close_taken(
     }
     let _listing_waits = lifecycle_write();
     CLOSING.with(|c| c.set(c.get() + 1));
-    let result = si.try_close();
+    let result = if join_threads {
+        si.try_close()
+    } else {
+        si.try_close_without_joining()
+    };
     CLOSING.with(|c| c.set(c.get() - 1));
     result.map_err(|e| match e {
         Error::Running => DestroyError::Running,
@@ -400,7 +502,8 @@ fn close_taken(
     })
 }
 
-/// Re-takes ownership of a disarmed interpreter (process exit only).
+/// Re-takes ownership of a disarmed interpreter (process exit only: a subinterpreter left at
+/// exit makes 3.12 abort). Needs no GIL.
 pub fn rearm(id: i64) {
     with_table(|t| {
         if let Some(si) = t.get_mut(&id).and_then(|r| r.si.as_mut()) {
@@ -409,7 +512,12 @@ pub fn rearm(id: i64) {
     });
 }
 
-/// Gives up ownership of `id` on purpose (leaked, never destroyed).
+/// Gives up ownership of `id` on purpose (leaked, never destroyed, except at exit). Needs no
+/// GIL.
+///
+/// # Errors
+/// [`DestroyError::NotFound`] if `id` is not ours; [`DestroyError::Closing`] if a close is
+/// in progress.
 pub fn disarm(id: i64) -> Result<(), DestroyError> {
     with_table(|t| {
         let rec = t.get_mut(&id).ok_or(DestroyError::NotFound)?;
@@ -423,7 +531,8 @@ pub fn disarm(id: i64) -> Result<(), DestroyError> {
     })
 }
 
-/// Takes a PEP 734 handle reference on `id` (no-op for interpreters we do not own).
+/// Takes a PEP 734 handle reference on `id` (no-op for interpreters we do not own). Needs no
+/// GIL.
 pub fn incref(id: i64) {
     with_table(|t| {
         if let Some(rec) = t.get_mut(&id) {
@@ -433,7 +542,8 @@ pub fn incref(id: i64) {
 }
 
 /// Drops a handle reference. Returns whether the interpreter should now be closed (its last
-/// handle went and it was created with handle tracking); if it runs, the run's end closes it.
+/// handle went and it was created with handle tracking, `whence::STDLIB`); if it runs, the
+/// run's end closes it. Needs no GIL.
 pub fn decref(id: i64) -> bool {
     with_table(|t| {
         let Some(rec) = t.get_mut(&id) else {
@@ -452,7 +562,7 @@ pub fn decref(id: i64) -> bool {
     })
 }
 
-/// Marks `id` so the end of its current run closes it.
+/// Marks `id` so the end of its current run closes it. Needs no GIL.
 pub fn close_when_idle(id: i64) {
     with_table(|t| {
         if let Some(rec) = t.get_mut(&id) {
@@ -461,7 +571,20 @@ pub fn close_when_idle(id: i64) {
     });
 }
 
-/// `(id, thread ident)` of our interpreters that run right now.
+/// Our interpreters that no close is working on (after [`shut_down`], only the exit hook
+/// starts closes, so these stay alive until it closes them).
+#[must_use]
+pub fn not_closing() -> Vec<i64> {
+    with_table(|t| {
+        t.iter()
+            .filter(|(_, r)| !r.closing && r.si.is_some())
+            .map(|(&id, _)| id)
+            .collect()
+    })
+}
+
+/// `(id, thread ident)` of our interpreters that run right now (the ident is
+/// `threading.get_ident()` of the running OS thread). Needs no GIL.
 #[must_use]
 pub fn running_threads() -> Vec<(i64, u64)> {
     with_table(|t| {

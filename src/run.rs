@@ -13,19 +13,28 @@ use crate::tstate;
 use crate::xi::{self, Fallback, Value};
 use crate::{buffer, ffi_ext, pyutil};
 
-/// What happened inside.
+/// What happened inside: plain data, so it can leave the interpreter it was made in.
 pub enum Outcome<T> {
     /// It worked.
     Done(T),
-    /// An exception escaped.
+    /// An exception escaped (raised in the caller as `ExecutionFailed`).
     Raised(ExcInfo),
-    /// The result could not cross back.
+    /// The result could not cross back (raised in the caller as `NotShareableError`).
     NotShareable(String),
 }
 
 /// Runs `work` inside interpreter `id` on this OS thread: the caller's GIL is released and the
 /// interpreter's taken, with a thread state of this thread (cached for the next call when the
 /// interpreter is ours). `work` must leave no Python error set and return plain data.
+///
+/// While `work` runs, the interpreter is marked as running its `__main__` (as the stdlib's
+/// `exec` does), so it cannot be closed or entered by another run. If its last PEP 734
+/// handle went meanwhile, it is closed when `work` returns.
+///
+/// # Errors
+/// [`BeginError::NotFound`] if no interpreter has that id; [`BeginError::Running`] if it
+/// runs already (in another thread, or further up this thread's stack: it is the current
+/// interpreter); [`BeginError::Closing`] if it is being closed. `work` is not called then.
 ///
 /// # Safety
 /// A thread state is attached to this thread (the caller's), and no borrowed object of the
@@ -40,7 +49,7 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
     // Only cache thread states on threads that already have a GIL-state thread state, so a
     // cached one is never the thread's GIL-state binding (deleting it from another thread
     // would then corrupt that binding).
-    // SAFETY: reads a thread-local slot.
+    // SAFETY: reads this thread's GIL-state slot, a thread-local; needs no GIL.
     let has_gilstate = unsafe { !pyo3_ffi::PyGILState_GetThisThreadState().is_null() };
     let cacheable = run.ours && (run.cached.is_some() || has_gilstate);
     // SAFETY: `run.istate` is alive: ours are only destroyed when not running (we reserved it),
@@ -65,6 +74,16 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
         } else {
             None
         };
+        if registry::is_shut_down() && !registry::is_exit_thread() {
+            // The process is exiting and the exit hook closes this interpreter: this thread
+            // (a daemon thread; `threading` joined the others) stops here for good, without
+            // going back to its interpreter, as daemon threads do when the runtime finalizes.
+            // Its thread state goes first, deleted by its own thread: attaching it made it
+            // this thread's GIL-state binding (3.14+), which only this thread may undo.
+            tstate::delete_attached(ts);
+            registry::end_run(&run, None);
+            park_forever();
+        }
         if cacheable {
             pyo3_ffi::PyEval_SaveThread();
         } else {
@@ -82,7 +101,15 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
     }
 }
 
-/// Source text or a marshalled code object, for `exec`.
+/// Blocks this thread forever, holding no lock and no GIL.
+fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Source text or a marshalled code object, for `exec`: plain data read in the caller's
+/// interpreter and compiled or unmarshalled in the target's.
 pub enum Code {
     /// Python source, compiled as `<script>`.
     Source(CString),
@@ -90,7 +117,9 @@ pub enum Code {
     Marshalled(Vec<u8>),
 }
 
-/// Runs `code` in `__main__`.
+/// Runs `code` in `__main__` of the current interpreter. Sources are compiled once per
+/// interpreter (a cache of up to 256 sources). An uncaught exception is taken and described
+/// (nothing stays set).
 ///
 /// # Safety
 /// The target interpreter's GIL is held on this thread.
@@ -172,7 +201,10 @@ unsafe fn compile_cached(src: &CString) -> Option<Owned> {
     }
 }
 
-/// Calls `callable(*args, **kwargs)` and reads the result out as a [`Value`].
+/// Calls `callable(*args, **kwargs)` in the current interpreter and reads the result out as a
+/// [`Value`] (as `fallback` allows). Callables other than Python functions (builtins) are
+/// called from a frame whose globals are `__main__`'s, as the stdlib does. Nothing stays set: an exception becomes [`Outcome::Raised`], a result that
+/// cannot cross [`Outcome::NotShareable`].
 ///
 /// # Safety
 /// The target interpreter's GIL is held on this thread.
@@ -356,7 +388,8 @@ pub unsafe fn run_private(src: &std::ffi::CStr) {
     }
 }
 
-/// Binds `items` into `__main__`.
+/// Binds `items` into `__main__` of the current interpreter. An error (while rebuilding a
+/// value) becomes [`Outcome::Raised`].
 ///
 /// # Safety
 /// The target interpreter's GIL is held on this thread.
@@ -381,7 +414,8 @@ pub unsafe fn set_main_attrs_in(items: &[(String, Value)]) -> Outcome<()> {
     }
 }
 
-/// Marshals the code of a function without arguments, or a code object, for `exec`.
+/// Marshals the code of a function without arguments, or a code object, for `exec`. A
+/// function with arguments or a closure raises `ValueError`, another object `TypeError`.
 ///
 /// # Safety
 /// The caller's GIL is held; `obj` is alive. On `None` a Python error is set.

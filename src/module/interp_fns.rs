@@ -15,6 +15,7 @@ use crate::run::{self, Code, Outcome};
 use crate::xi::{self, Fallback, Value};
 use crate::{buffer, ffi_ext, pyutil, tstate, Error};
 
+/// A `METH_FASTCALL` module function.
 type Fast = pyo3_ffi::PyCFunctionFast;
 
 /// Declares a fastcall function `$name(args) -> *mut PyObject` with the GIL held.
@@ -37,6 +38,7 @@ macro_rules! fastcall {
 }
 pub(crate) use fastcall;
 
+/// The id of the calling interpreter (its GIL is held: module functions only).
 fn current_id() -> i64 {
     // SAFETY: called from module functions, with the GIL held.
     unsafe { pyo3_ffi::PyInterpreterState_GetID(pyo3_ffi::PyInterpreterState_Get()) }
@@ -56,6 +58,7 @@ unsafe fn whence_of(id: i64, istate: *mut pyo3_ffi::PyInterpreterState) -> i64 {
     }
 }
 
+/// A new `(id, whence)` tuple (null with an error set on failure). The GIL is held.
 unsafe fn id_whence_tuple(id: i64, w: i64) -> *mut PyObject {
     // SAFETY: the GIL is held; PyTuple_SetItem steals the new references.
     unsafe {
@@ -84,10 +87,16 @@ unsafe fn begin_error(id: i64, e: BeginError) -> *mut PyObject {
                 Exc::Interpreter,
                 &format!("interpreter {id} is being closed"),
             ),
+            BeginError::ShutDown => raise::raise(
+                Exc::Interpreter,
+                &format!("cannot run in interpreter {id} at interpreter shutdown"),
+            ),
         }
     }
 }
 
+/// Turns an [`Outcome`] into the module function's return value: `ok(value)`, or null with
+/// `ExecutionFailed` or `NotShareableError` raised. The caller's GIL is held.
 unsafe fn outcome<T>(out: Outcome<T>, ok: impl FnOnce(T) -> *mut PyObject) -> *mut PyObject {
     // SAFETY: the GIL is held (the caller's, back again).
     unsafe {
@@ -175,8 +184,11 @@ fastcall! {
         let handles = usize::from(w == whence::STDLIB);
         let saved = tstate::detach();
         let guard = registry::lifecycle_write();
-        let created = Subinterpreter::create(&cfg)
-            .map(|si| registry::register(si, w, handles));
+        let created = if registry::is_shut_down() {
+            Err(None)
+        } else {
+            Subinterpreter::create(&cfg).map(|si| registry::register(si, w, handles)).map_err(Some)
+        };
         drop(guard);
         tstate::reattach(saved);
         match created {
@@ -191,7 +203,11 @@ fastcall! {
                 }
                 args::integer(id)
             }
-            Err(e) => raise::raise(Exc::Interpreter, &e.to_string()),
+            Err(Some(e)) => raise::raise(Exc::Interpreter, &e.to_string()),
+            Err(None) => raise::raise(
+                Exc::Interpreter,
+                "cannot create a subinterpreter at interpreter shutdown",
+            ),
         }
     }
 }
@@ -285,6 +301,7 @@ unsafe fn all_interpreters() -> Vec<(i64, i64)> {
     }
 }
 
+/// The exception class and message for a refused destroy or disarm of interpreter `id`.
 fn destroy_message(id: i64, e: &DestroyError) -> (Exc, String) {
     match e {
         DestroyError::NotFound => (Exc::NotFound, format!("interpreter {id} not found")),
@@ -305,6 +322,10 @@ fn destroy_message(id: i64, e: &DestroyError) -> (Exc, String) {
             (Exc::Interpreter, format!("cannot close interpreter {id}: it is the current interpreter"))
         }
         DestroyError::Core(other) => (Exc::Interpreter, format!("cannot close interpreter {id}: {other}")),
+        DestroyError::ShutDown => (
+            Exc::Interpreter,
+            format!("cannot close interpreter {id} at interpreter shutdown: the exit hook closes it"),
+        ),
     }
 }
 
