@@ -168,6 +168,19 @@ impl SharedBuffer {
         }
     }
 
+    /// The exported memory as bytes, for a C-contiguous export (what `bytes` give); empty
+    /// otherwise. Valid as long as this `SharedBuffer` lives.
+    pub fn as_bytes(&self) -> &[u8] {
+        let contiguous = self.strides.is_empty() || self.view.ndim <= 1 && self.view.itemsize == 1;
+        if self.view.buf.is_null() || !contiguous {
+            return &[];
+        }
+        // SAFETY: the export keeps `len` bytes at `buf` alive and unmoved until it is released,
+        // which happens only when this `SharedBuffer` drops; exporters of read-only buffers
+        // (bytes) never write them.
+        unsafe { std::slice::from_raw_parts(self.view.buf.cast::<u8>(), self.view.len as usize) }
+    }
+
     /// A new `memoryview` in the current interpreter over the shared memory (no copy); it
     /// keeps one `Arc` of `shared` until it is deallocated.
     ///
@@ -202,7 +215,53 @@ impl Drop for SharedBuffer {
             let mut pending = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
             pending.push((self.owner, PendingRelease(self.view)));
             PENDING_COUNT.store(pending.len(), Ordering::Release);
+            drop(pending);
+            if self.owner == MAIN_ID {
+                schedule_main_release();
+            }
         }
+    }
+}
+
+/// The main interpreter's id.
+const MAIN_ID: i64 = 0;
+static MAIN_RELEASE_SCHEDULED: AtomicBool = AtomicBool::new(false);
+
+/// Asks the main interpreter to release its pending buffers soon (a pending call, run by its
+/// main thread between bytecodes), so that a main object exported elsewhere (a `bytearray`
+/// sent through a queue, say) can be resized again without waiting for our next call. Needs no
+/// GIL. If the call cannot be queued, the next call into our module releases them.
+fn schedule_main_release() {
+    extern "C" fn release_main(_: *mut c_void) -> c_int {
+        MAIN_RELEASE_SCHEDULED.store(false, Ordering::Release);
+        // SAFETY: pending calls run in the main interpreter's main thread, its GIL held.
+        unsafe { release_pending(MAIN_ID) };
+        0
+    }
+    if MAIN_RELEASE_SCHEDULED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: `Py_AddPendingCall` needs no thread state or GIL; `release_main` is a plain
+    // function that lives as long as the process (the module is never unloaded).
+    if unsafe { pyo3_ffi::Py_AddPendingCall(Some(release_main), std::ptr::null_mut()) } != 0 {
+        MAIN_RELEASE_SCHEDULED.store(false, Ordering::Release);
+    }
+}
+
+/// [`release_pending`] for the interpreter whose GIL this thread holds: one atomic load when
+/// nothing is pending. Every function of our module calls it on entry.
+///
+/// # Safety
+/// The GIL of the attached thread state's interpreter is held.
+pub unsafe fn release_pending_here() {
+    if PENDING_COUNT.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    // SAFETY: the GIL is held (contract).
+    unsafe {
+        release_pending(pyo3_ffi::PyInterpreterState_GetID(
+            pyo3_ffi::PyInterpreterState_Get(),
+        ));
     }
 }
 

@@ -34,8 +34,11 @@ pub enum Value {
     Float(f64),
     /// `str`
     Str(String),
-    /// `bytes`
+    /// `bytes` (small: copied out).
     Bytes(Vec<u8>),
+    /// Large `bytes`, read in place from the sender's object (kept alive by the export) and
+    /// copied once, into the receiver's new `bytes`.
+    BigBytes(Arc<SharedBuffer>),
     /// `tuple` of values.
     Tuple(Vec<Value>),
     /// A memoryview over memory owned by an object of another interpreter (no copy).
@@ -52,6 +55,9 @@ pub enum Value {
     /// Anything else, pickled.
     Pickled(Vec<u8>),
 }
+
+/// From this size on, `bytes` cross with one copy (read in place) instead of two.
+const BIG_BYTES: usize = 64 * 1024;
 
 /// How far [`to_value`] may go for an object that is not shareable (`None`, `bool`, `int`,
 /// `float`, `str`, `bytes`, tuples of these, memoryviews and queues are; importable functions
@@ -129,6 +135,12 @@ unsafe fn shareable(obj: *mut PyObject, depth: usize) -> Option<Value> {
         if pyo3_ffi::PyBytes_CheckExact(obj) != 0 {
             let data = pyo3_ffi::PyBytes_AsString(obj).cast::<u8>();
             let len = pyo3_ffi::PyBytes_Size(obj) as usize;
+            if len >= BIG_BYTES {
+                if let Some(shared) = SharedBuffer::export(obj) {
+                    return Some(Value::BigBytes(shared));
+                }
+                pyo3_ffi::PyErr_Clear();
+            }
             return Some(Value::Bytes(std::slice::from_raw_parts(data, len).to_vec()));
         }
         if pyo3_ffi::PyTuple_CheckExact(obj) != 0 {
@@ -309,6 +321,7 @@ pub unsafe fn from_value(value: &Value) -> Option<Owned> {
             Value::Float(x) => Owned::from_owned(pyo3_ffi::PyFloat_FromDouble(*x)),
             Value::Str(s) => pyutil::new_str(s),
             Value::Bytes(b) => pyutil::new_bytes(b),
+            Value::BigBytes(shared) => pyutil::new_bytes(shared.as_bytes()),
             Value::Tuple(items) => {
                 let tuple = Owned::from_owned(pyo3_ffi::PyTuple_New(items.len() as _))?;
                 for (i, item) in items.iter().enumerate() {

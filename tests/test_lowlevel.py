@@ -19,6 +19,7 @@ from subinterp_rs import (
     NotShareableError,
     Subinterpreter,
     _native,
+    interpreters,
 )
 
 
@@ -333,6 +334,37 @@ def test_memoryview_crosses_without_copy(si: Subinterpreter) -> None:
     assert bytes(data) == b"HELLO world"
     si.exec("del v")
     assert si.call(bytes, memoryview(b"abc")) == b"abc"
+
+
+def test_memoryview_dropped_elsewhere_releases_its_export(si: Subinterpreter) -> None:
+    # A memoryview of a main bytearray, sent through a queue and dropped inside the
+    # subinterpreter, must give the export back to main: the bytearray can grow again.
+    q = interpreters.create_queue()
+    si.prepare_main(q=q)
+    data = bytearray(b"hello")
+    q.put(memoryview(data))
+    si.exec("m = q.get(); n = len(m); del m")
+    data.extend(b" world")  # BufferError if the export were still held
+    assert data == b"hello world"
+    # The same through __main__ and exec.
+    si.prepare_main(v=memoryview(data))
+    si.exec("del v")
+    data.extend(b"!")
+    assert data == b"hello world!"
+
+
+@pytest.mark.parametrize("size", [0, 1, 64 * 1024 - 1, 64 * 1024, 3 * 2**20 + 7])
+def test_bytes_cross_intact_at_every_size(si: Subinterpreter, size: int) -> None:
+    # Small bytes are copied out; large ones are read in place and copied once.
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert si.call(len, data) == size
+    back = si.call(bytes.__add__, data, b"!")
+    assert back == data + b"!"
+    q = interpreters.create_queue()
+    si.prepare_main(q=q, blob=data)
+    si.exec("q.put(blob); q.put(blob[::-1])")
+    assert q.get() == data
+    assert q.get() == data[::-1]
 
 
 def test_is_shareable() -> None:

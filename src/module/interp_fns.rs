@@ -30,6 +30,8 @@ macro_rules! fastcall {
             // SAFETY: CPython calls module functions with the GIL of the calling interpreter
             // held and `raw` pointing to `n` live references.
             unsafe {
+                // Buffers of this interpreter dropped elsewhere: released here and now.
+                crate::buffer::release_pending_here();
                 let $args = args::slice(raw, n);
                 $body
             }
