@@ -177,7 +177,7 @@ impl SharedBuffer {
         }
         // SAFETY: the export keeps `len` bytes at `buf` alive and unmoved until it is released,
         // which happens only when this `SharedBuffer` drops; exporters of read-only buffers
-        // (bytes) never write them.
+        // (bytes) never write them. Plain memory is read: no Python call, so no GIL needed.
         unsafe { std::slice::from_raw_parts(self.view.buf.cast::<u8>(), self.view.len as usize) }
     }
 

@@ -98,7 +98,8 @@ pub unsafe fn set_not_running_main(interp: *mut PyInterpreterState) {
 /// `interp` must be alive. No GIL is needed: CPython reads one pointer field.
 pub unsafe fn is_running_main(interp: *mut PyInterpreterState) -> bool {
     match private().is_running_main {
-        // SAFETY: `interp` is alive (caller's contract); the function only reads a field.
+        // SAFETY: `interp` is alive (caller's contract); the function only reads a field, so
+        // it needs no GIL.
         Some(f) => unsafe { f(interp) != 0 },
         None => false,
     }
@@ -109,7 +110,8 @@ pub unsafe fn is_running_main(interp: *mut PyInterpreterState) -> bool {
 /// # Safety
 /// `interp` must be alive. No GIL is needed.
 pub unsafe fn whence(interp: *mut PyInterpreterState) -> Option<c_long> {
-    // SAFETY: `interp` is alive (caller's contract); the function only reads a field.
+    // SAFETY: `interp` is alive (caller's contract); the function only reads a field, so it
+    // needs no GIL.
     private().get_whence.map(|f| unsafe { f(interp) })
 }
 

@@ -61,7 +61,7 @@ pub struct Queue {
 }
 
 /// Why a queue operation failed (raised in Python as `QueueNotFoundError`, `QueueEmpty` and
-/// `QueueFull`; `Interrupted` leaves the signal handler's exception).
+/// `QueueFull`; `Interrupted` leaves the exception that stopped the wait).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueError {
     /// No queue with that id (all handles released).
@@ -70,7 +70,8 @@ pub enum QueueError {
     Empty,
     /// No room within the timeout.
     Full,
-    /// A signal handler raised while waiting (the Python error is set).
+    /// A signal handler raised while waiting, or, inside a subinterpreter, the process is
+    /// exiting (`SystemExit`); the Python error is set.
     Interrupted,
 }
 
@@ -327,7 +328,8 @@ unsafe fn stopped_at_exit() -> bool {
     true
 }
 
-/// Wakes every blocked `put` and `get` (process exit: they re-check [`stopped_at_exit`]).
+/// Wakes every blocked `put` and `get` (process exit: inside a subinterpreter they then
+/// raise `SystemExit` instead of waiting on). Needs no GIL.
 pub fn wake_all() {
     let all: Vec<Arc<Queue>> = queues()
         .as_ref()
@@ -356,8 +358,8 @@ fn deadline_of(block: bool, timeout: Option<f64>) -> Option<Instant> {
 ///
 /// # Errors
 /// [`QueueError::NotFound`] if no queue has that id; [`QueueError::Full`] if there was no
-/// room in time; [`QueueError::Interrupted`] if a signal handler raised (its exception is
-/// set).
+/// room in time; [`QueueError::Interrupted`] if a signal handler raised or the process exits
+/// (see the variant; the exception is set).
 ///
 /// # Safety
 /// A thread state is attached to this thread.
@@ -417,7 +419,8 @@ pub enum Got {
 ///
 /// # Errors
 /// [`QueueError::NotFound`] if no queue has that id; [`QueueError::Empty`] if no item came in
-/// time; [`QueueError::Interrupted`] if a signal handler raised (its exception is set).
+/// time; [`QueueError::Interrupted`] if a signal handler raised or the process exits (see the
+/// variant; the exception is set).
 ///
 /// # Safety
 /// A thread state is attached to this thread.

@@ -29,12 +29,15 @@ pub enum Outcome<T> {
 ///
 /// While `work` runs, the interpreter is marked as running its `__main__` (as the stdlib's
 /// `exec` does), so it cannot be closed or entered by another run. If its last PEP 734
-/// handle went meanwhile, it is closed when `work` returns.
+/// handle went meanwhile, it is closed when `work` returns. Once the process is exiting
+/// ([`registry::shut_down`]), a thread other than the exiting one does not return from here:
+/// after `work` it parks for good, as daemon threads do when the runtime finalizes.
 ///
 /// # Errors
 /// [`BeginError::NotFound`] if no interpreter has that id; [`BeginError::Running`] if it
 /// runs already (in another thread, or further up this thread's stack: it is the current
-/// interpreter); [`BeginError::Closing`] if it is being closed. `work` is not called then.
+/// interpreter); [`BeginError::Closing`] if it is being closed; [`BeginError::ShutDown`] if
+/// the process is exiting. `work` is not called then.
 ///
 /// # Safety
 /// A thread state is attached to this thread (the caller's), and no borrowed object of the
@@ -54,7 +57,10 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
     let cacheable = run.ours && (run.cached.is_some() || has_gilstate);
     // SAFETY: `run.istate` is alive: ours are only destroyed when not running (we reserved it),
     // foreign ones belong to their creator (as with the stdlib, using one while its creator
-    // destroys it is the caller's race).
+    // destroys it is the caller's race). The caller's thread state is attached (contract): it
+    // is detached (its GIL released) before `ts`, a thread state of this OS thread for
+    // `run.istate`, is attached, and attached again after `ts` is detached or deleted (or, at
+    // exit, this thread deletes `ts` and parks for good, holding no GIL).
     unsafe {
         let ts = match run.cached {
             Some(ts) => ts,

@@ -12,7 +12,8 @@ pub unsafe fn slice<'a>(args: *mut *mut PyObject, n: Py_ssize_t) -> &'a [*mut Py
     if n <= 0 || args.is_null() {
         &[]
     } else {
-        // SAFETY: caller's contract.
+        // SAFETY: `args` points to `n` live references (caller's contract); only the pointer
+        // array is read, no Python call is made (the caller's GIL keeps the objects alive).
         unsafe { std::slice::from_raw_parts(args, n as usize) }
     }
 }

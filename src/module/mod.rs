@@ -23,7 +23,8 @@ use crate::registry::whence;
 /// The method table, built once (CPython keeps pointers into it for the process lifetime).
 fn methods() -> *mut PyMethodDef {
     struct Table(Vec<PyMethodDef>);
-    // SAFETY: the table is immutable after construction; CPython only reads it.
+    // SAFETY: the table is immutable after construction; CPython only reads it (from any
+    // interpreter, under that interpreter's GIL); it holds no Python object.
     unsafe impl Send for Table {}
     // SAFETY: as above.
     unsafe impl Sync for Table {}
