@@ -70,10 +70,11 @@ fn with_table<R>(f: impl FnOnce(&mut HashMap<i64, Record>) -> R) -> R {
     f(table().get_or_insert_with(HashMap::new))
 }
 
-/// Held for writing while an interpreter of ours is added to or removed from CPython's list
-/// of interpreters, and for reading while that list is walked: walking it unlocked races with
-/// `Py_EndInterpreter` freeing an entry (a segfault on 3.12). Nobody waits for it while
-/// holding a GIL.
+/// Held for writing while an interpreter of ours is removed from CPython's list of
+/// interpreters (and by [`shut_down`]), and for reading while that list is walked or an
+/// interpreter is added to it: walking it unlocked races with `Py_EndInterpreter` freeing an
+/// entry (a segfault on 3.12), while an addition (made under CPython's own lock, at the head)
+/// is seen or not by a walker, never half. Nobody waits for it while holding a GIL.
 static LIFECYCLE: RwLock<()> = RwLock::new(());
 
 thread_local! {
@@ -109,7 +110,8 @@ pub fn is_exit_thread() -> bool {
     is_shut_down() && EXIT_THREAD.load(Ordering::SeqCst) == me
 }
 
-/// Whether [`shut_down`] ran (check it with [`LIFECYCLE`] held to exclude a racing create).
+/// Whether [`shut_down`] ran (check it with the lifecycle lock held, see [`lifecycle_shared`],
+/// to exclude a racing create). Needs no GIL.
 pub fn is_shut_down() -> bool {
     SHUT_DOWN.load(Ordering::SeqCst)
 }
@@ -130,6 +132,13 @@ pub fn closing_here() -> bool {
 /// its GIL, and a create or close needs GILs while it holds the lock.
 pub fn lifecycle_write() -> RwLockWriteGuard<'static, ()> {
     LIFECYCLE.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Takes the lifecycle lock for reading, waiting as long as it takes: what a create holds, so
+/// that creates run in parallel (each interpreter has its own GIL) while closes and
+/// [`shut_down`] wait for them. Call with no GIL held, like [`lifecycle_write`].
+pub fn lifecycle_shared() -> RwLockReadGuard<'static, ()> {
+    LIFECYCLE.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Tries to take the lifecycle lock (see [`lifecycle_write`]) for reading, for walking
@@ -266,7 +275,8 @@ pub enum BeginError {
 ///
 /// # Errors
 /// [`BeginError::NotFound`] if no interpreter has that id; [`BeginError::Running`] if ours
-/// runs already; [`BeginError::Closing`] if ours is being closed.
+/// runs already; [`BeginError::Closing`] if ours is being closed; [`BeginError::ShutDown`]
+/// if ours and the process is exiting.
 ///
 /// # Safety
 /// A thread state is attached to this thread (for the look-up of foreign interpreters).
@@ -390,8 +400,9 @@ pub enum DestroyError {
 /// [`DestroyError::Closing`] if a close is in progress; [`DestroyError::Running`];
 /// [`DestroyError::BuffersInUse`] if memoryviews over its buffers live in other interpreters;
 /// [`DestroyError::Core`] for the other refusals of
-/// [`Subinterpreter::try_close`](crate::Subinterpreter::try_close). On error the interpreter
-/// stays registered and usable.
+/// [`Subinterpreter::try_close`](crate::Subinterpreter::try_close);
+/// [`DestroyError::ShutDown`] once the process is exiting (the exit hook closes it). On error
+/// the interpreter stays registered.
 pub fn destroy(id: i64) -> Result<(), DestroyError> {
     if is_shut_down() {
         return Err(if with_table(|t| t.contains_key(&id)) {

@@ -8,6 +8,7 @@ module's flags; and turning an ``Interpreter.exec()`` argument into a code objec
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from types import CodeType, FunctionType
@@ -25,6 +26,7 @@ __all__ = [
     "check_timeout",
     "resolve_unbound",
     "script_code",
+    "script_for_exec",
     "serialize_unbound",
     "unbound_from_flag",
 ]
@@ -211,6 +213,27 @@ def _verify_script(code: CodeType) -> None:
         raise ValueError("code with args not supported")
     if code.co_flags & _CO_NOT_A_SCRIPT or not _returns_only_none(code):
         raise ValueError("code that returns a value is not a script")
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_source(source: str) -> str:
+    # Compiled here once, for the SyntaxError the stdlib raises in the caller; the target
+    # compiles it again (and keeps that code object per interpreter).
+    compile(source, "<script>", "exec", dont_inherit=True, optimize=0)
+    return source
+
+
+def script_for_exec(script: object) -> str | CodeType:
+    """What ``Interpreter.exec()`` hands to the native module for ``script``.
+
+    Source text crosses as text: it is checked here once per distinct source (a
+    ``SyntaxError`` is raised in the caller, as with the stdlib) and compiled in the target
+    once per interpreter, so repeated ``exec`` of the same source neither compiles nor
+    marshals anything. Everything else goes through :func:`script_code`.
+    """
+    if type(script) is str:
+        return _checked_source(script)
+    return script_code(script)
 
 
 def script_code(script: object) -> CodeType:

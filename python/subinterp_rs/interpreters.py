@@ -33,7 +33,7 @@ from ._crossinterp import UNBOUND as UNBOUND
 from ._crossinterp import UNBOUND_ERROR as UNBOUND_ERROR
 from ._crossinterp import UNBOUND_REMOVE as UNBOUND_REMOVE
 from ._crossinterp import UnboundItem as UnboundItem
-from ._crossinterp import script_code
+from ._crossinterp import script_for_exec
 from ._errors import ExcInfo as ExcInfo
 from ._errors import (
     ExecutionFailed,
@@ -316,7 +316,7 @@ class Interpreter:
         interpreter is allowed to run in other threads.
         """
         id = self._check_ours("exec code for")
-        _native.exec(id, script_code(code))
+        _native.exec(id, script_for_exec(code))
 
     def _call(
         self, callable: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
