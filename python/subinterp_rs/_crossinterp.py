@@ -8,7 +8,6 @@ module's flags; and turning an ``Interpreter.exec()`` argument into a code objec
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from types import CodeType, FunctionType
@@ -215,11 +214,18 @@ def _verify_script(code: CodeType) -> None:
         raise ValueError("code that returns a value is not a script")
 
 
-@functools.lru_cache(maxsize=256)
+_CHECKED_SOURCES: Final[dict[str, None]] = {}
+_CHECKED_SOURCES_MAX: Final = 256
+
+
 def _checked_source(source: str) -> str:
-    # Compiled here once, for the SyntaxError the stdlib raises in the caller; the target
-    # compiles it again (and keeps that code object per interpreter).
-    compile(source, "<script>", "exec", dont_inherit=True, optimize=0)
+    # Compiled here once per distinct source, for the SyntaxError the stdlib raises in the
+    # caller; the target compiles it again (and keeps that code object per interpreter).
+    if source not in _CHECKED_SOURCES:
+        compile(source, "<script>", "exec", dont_inherit=True, optimize=0)
+        if len(_CHECKED_SOURCES) >= _CHECKED_SOURCES_MAX:
+            _CHECKED_SOURCES.clear()
+        _CHECKED_SOURCES[source] = None
     return source
 
 
