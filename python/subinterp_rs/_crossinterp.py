@@ -2,8 +2,8 @@
 
 The ``UNBOUND*`` markers: what ``Queue.get()`` does with an item whose interpreter was
 destroyed (the stdlib's ``concurrent.interpreters._crossinterp``), mapped onto the native
-module's flags; and turning an ``Interpreter.exec()`` argument into a code object the way the
-3.14 stdlib does.
+module's flags; the checks of an interpreter or queue ID and of a queue timeout; and turning
+an ``Interpreter.exec()`` argument into a code object the way the 3.14 stdlib does.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "UNBOUND_REMOVE",
     "UnboundItem",
     "UnboundOp",
+    "check_id",
     "check_timeout",
     "resolve_unbound",
     "script_code",
@@ -147,6 +148,22 @@ def resolve_unbound(flag: int) -> UnboundItem:
 
 # The longest wait the native side is asked for; longer ones (and inf) mean "forever".
 _TIMEOUT_MAX: Final = float(threading.TIMEOUT_MAX)
+
+
+_ID_MAX: Final = 2**63 - 1
+
+
+def check_id(id: int, what: str) -> int:
+    """Validate an interpreter or queue ID (``what``: which, for the messages) as the stdlib
+    does: an ``int`` from 0 to ``2**63 - 1``, returned as a plain ``int``."""
+    if not isinstance(id, int):
+        raise TypeError(f"id must be an int, got {id!r}")
+    id = int(id)
+    if id < 0:
+        raise ValueError(f"{what} ID must be a non-negative int, got {id}")
+    if id > _ID_MAX:
+        raise OverflowError(f"{what} ID {id} is too big")
+    return id
 
 
 def check_timeout(timeout: float | None) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 import threading
 import weakref
-from typing import Any, Final, Self
+from typing import Any, Self
 
 from . import _native
 from ._crossinterp import (
@@ -19,6 +19,7 @@ from ._crossinterp import (
     UNBOUND_REMOVE,
     UnboundItem,
     UnboundOp,
+    check_id,
     check_timeout,
     resolve_unbound,
     serialize_unbound,
@@ -45,8 +46,6 @@ __all__ = [
     "create",
     "list_all",
 ]
-
-_ID_MAX: Final = 2**63 - 1
 
 
 def create(maxsize: int = 0, *, unbounditems: UnboundItem | UnboundOp = UNBOUND) -> Queue:
@@ -102,13 +101,7 @@ class Queue:
 
     def __new__(cls, id: int, /) -> Self:
         # There is only one instance for any given ID.
-        if not isinstance(id, int):
-            raise TypeError(f"id must be an int, got {id!r}")
-        id = int(id)
-        if id < 0:
-            raise ValueError(f"queue ID must be a non-negative int, got {id}")
-        if id > _ID_MAX:
-            raise OverflowError(f"queue ID {id} is too big")
+        id = check_id(id, "queue")
         with _known_lock:
             known = _known_queues.get(id)
             if isinstance(known, cls) and not known._released:

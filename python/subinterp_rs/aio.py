@@ -52,7 +52,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Protocol, Self
 
 from . import InterpreterConfig, _native, _worker
-from .futures import InterpreterPoolExecutor, _ChunkFailed
+from .futures import InterpreterPoolExecutor, _check_map_args, _ChunkFailed
 
 __all__ = ["AsyncInterpreterPool", "SupportsCall", "run"]
 
@@ -254,12 +254,7 @@ class AsyncInterpreterPool:
         iteration early (``break``, an exception, a cancellation) drops the calls not
         started yet.
         """
-        if buffersize is not None and not isinstance(buffersize, int):
-            raise TypeError("buffersize must be an integer or None")
-        if buffersize is not None and buffersize < 1:
-            raise ValueError("buffersize must be None or > 0")
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1.")
+        _check_map_args(chunksize, buffersize)
         executor = self._executor
         entry, fn, _, _ = executor._resolve(func, (), {})
         zipped = zip(*iterables, strict=False)

@@ -51,6 +51,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
+from .demo import _calibrate, count_primes
+
 __all__ = ["CASES", "Row", "Target", "main", "run_benchmarks"]
 
 CASES: Final = (
@@ -87,19 +89,7 @@ def _nbytes(buf: bytes | memoryview) -> int:
 
 def _count_primes(limit: int) -> int:
     """CPU-bound pure Python: the primes below ``limit`` by trial division."""
-    count = 0
-    for n in range(2, limit):
-        if n % 2 == 0:
-            count += n == 2
-            continue
-        d = 3
-        while d * d <= n:
-            if n % d == 0:
-                break
-            d += 2
-        else:
-            count += 1
-    return count
+    return count_primes(0, limit)
 
 
 def _mp_worker(conn: Connection) -> None:
@@ -186,30 +176,17 @@ class Settings:
 
     @classmethod
     def make(cls, quick: bool, workers: int, repeats: int | None) -> Settings:
-        if quick:
-            return cls(
-                quick=True,
-                repeats=repeats or 3,
-                batch_seconds=0.03,
-                workers=workers,
-                queue_items=50_000,
-                tiny_tasks=2_000,
-                cpu_seconds=0.15,
-                memory_count=20,
-                memory_repeats=1,
-                parallel_count=max(4, workers),
-            )
         return cls(
-            quick=False,
-            repeats=repeats or 7,
-            batch_seconds=0.2,
+            quick=quick,
+            repeats=repeats or (3 if quick else 7),
+            batch_seconds=0.03 if quick else 0.2,
             workers=workers,
-            queue_items=200_000,
-            tiny_tasks=10_000,
-            cpu_seconds=0.6,
+            queue_items=50_000 if quick else 200_000,
+            tiny_tasks=2_000 if quick else 10_000,
+            cpu_seconds=0.15 if quick else 0.6,
             memory_count=20,
-            memory_repeats=3,
-            parallel_count=max(4, 2 * workers),
+            memory_repeats=1 if quick else 3,
+            parallel_count=max(4, workers if quick else 2 * workers),
         )
 
 
@@ -1140,23 +1117,10 @@ def case_executor_tiny(r: Runner) -> None:
         )
 
 
-def _calibrate_cpu(seconds: float) -> int:
-    limit = 10_000
-    while True:
-        t0 = time.perf_counter()
-        _count_primes(limit)
-        took = time.perf_counter() - t0
-        if took >= 0.05:
-            break
-        limit *= 2
-    # Trial division costs about n**1.5 / log(n) for numbers up to n: close enough to n**1.4.
-    return max(limit, int(limit * (seconds / took) ** (1 / 1.4)))
-
-
 def case_executor_cpu(r: Runner) -> None:
     """CPU-bound jobs, one per worker, for 1..cores workers: the speedup over running the
     same jobs one after the other in this thread, timed in the same rounds."""
-    limit = _calibrate_cpu(r.s.cpu_seconds)
+    limit = _calibrate(r.s.cpu_seconds, start=10_000, min_took=0.05)
     r.progress(f"executor_cpu: one job = primes below {limit}")
     serial_all: list[float] = []
     for workers in range(1, r.s.workers + 1):
@@ -1234,41 +1198,34 @@ def _pss(pid: int) -> tuple[int, str]:
     return rss, "RSS"
 
 
+def _rss_delta_per(create: Callable[[], Any], close: Callable[[Any], None], count: int) -> float:
+    """RSS growth per object over ``count`` objects made by ``create`` (then ``close``d)."""
+    close(create())  # first-use costs out of the way
+    gc.collect()
+    before = _rss()
+    made = [create() for _ in range(count)]
+    after = _rss()
+    for obj in made:
+        close(obj)
+    return (after - before) / count
+
+
 def _memory_child(impl: str, count: int) -> dict[str, Any]:
     """Memory per idle worker of kind ``impl``, measured in this (fresh) process."""
     gc.collect()
     if impl == "ours":
         from subinterp_rs import Subinterpreter
 
-        Subinterpreter.create().close()  # first-use costs out of the way
-        gc.collect()
-        before = _rss()
-        sis = [Subinterpreter.create() for _ in range(count)]
-        after = _rss()
-        for si in sis:
-            si.close()
-        return {"per": (after - before) / count, "how": "RSS delta"}
+        per = _rss_delta_per(Subinterpreter.create, Subinterpreter.close, count)
+        return {"per": per, "how": "RSS delta"}
     if impl == "ours_facade":
         from subinterp_rs import interpreters
 
-        interpreters.create().close()
-        gc.collect()
-        before = _rss()
-        fis = [interpreters.create() for _ in range(count)]
-        after = _rss()
-        for fi in fis:
-            fi.close()
-        return {"per": (after - before) / count, "how": "RSS delta"}
+        per = _rss_delta_per(interpreters.create, interpreters.Interpreter.close, count)
+        return {"per": per, "how": "RSS delta"}
     if impl == "std_ll":
         ll = _try_import("_interpreters") or importlib.import_module("_xxsubinterpreters")
-        ll.destroy(ll.create())
-        gc.collect()
-        before = _rss()
-        ids = [ll.create() for _ in range(count)]
-        after = _rss()
-        for iid in ids:
-            ll.destroy(iid)
-        return {"per": (after - before) / count, "how": "RSS delta"}
+        return {"per": _rss_delta_per(ll.create, ll.destroy, count), "how": "RSS delta"}
     if impl == "threads":
         stop = threading.Event()
         gc.collect()

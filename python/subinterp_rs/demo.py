@@ -69,14 +69,15 @@ def _progress(label: str, msg: str) -> None:
         print(f"  [{label}] {msg}", flush=True)
 
 
-def _calibrate(seconds: float) -> int:
-    """A limit for which ``count_primes(0, limit)`` takes about ``seconds`` here."""
-    limit = 20_000
+def _calibrate(seconds: float, start: int = 20_000, min_took: float = 0.1) -> int:
+    """A limit for which ``count_primes(0, limit)`` takes about ``seconds`` here: timed from
+    ``start``, doubled until a run takes ``min_took``, then scaled (also used by the bench)."""
+    limit = start
     while True:
         t0 = time.perf_counter()
         count_primes(0, limit)
         took = time.perf_counter() - t0
-        if took >= 0.1:
+        if took >= min_took:
             break
         limit *= 2
     # Trial division costs about n**1.5 / log(n) for numbers up to n: close enough to n**1.4.

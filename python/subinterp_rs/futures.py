@@ -234,6 +234,16 @@ class _ChunkFailed(Exception):
         self.error = error
 
 
+def _check_map_args(chunksize: int, buffersize: int | None) -> None:
+    """The argument checks of ``map()`` (the executor's and :mod:`subinterp_rs.aio`'s)."""
+    if buffersize is not None and not isinstance(buffersize, int):
+        raise TypeError("buffersize must be an integer or None")
+    if buffersize is not None and buffersize < 1:
+        raise ValueError("buffersize must be None or > 0")
+    if chunksize < 1:
+        raise ValueError("chunksize must be >= 1.")
+
+
 def _flatten_chunks(chunks: Iterator[tuple[Any, ...]]) -> Iterator[Any]:
     failed: _ChunkFailed | None = None
     try:
@@ -480,12 +490,7 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
             TimeoutError: not all results came within ``timeout``.
             Exception: what ``fn(*args)`` raised, when its result is reached.
         """
-        if buffersize is not None and not isinstance(buffersize, int):
-            raise TypeError("buffersize must be an integer or None")
-        if buffersize is not None and buffersize < 1:
-            raise ValueError("buffersize must be None or > 0")
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1.")
+        _check_map_args(chunksize, buffersize)
         task = self._resolve(fn, (), {})
         zipped = zip(*iterables, strict=False)
         if chunksize == 1:

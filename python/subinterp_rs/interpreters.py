@@ -33,7 +33,7 @@ from ._crossinterp import UNBOUND as UNBOUND
 from ._crossinterp import UNBOUND_ERROR as UNBOUND_ERROR
 from ._crossinterp import UNBOUND_REMOVE as UNBOUND_REMOVE
 from ._crossinterp import UnboundItem as UnboundItem
-from ._crossinterp import script_for_exec
+from ._crossinterp import check_id, script_for_exec
 from ._errors import ExcInfo as ExcInfo
 from ._errors import (
     ExecutionFailed,
@@ -67,8 +67,6 @@ __all__ = [
     "is_shareable",
     "list_all",
 ]
-
-_ID_MAX: Final = 2**63 - 1
 
 
 def create() -> Interpreter:
@@ -169,13 +167,7 @@ class Interpreter:
 
     def __new__(cls, id: int, /, _whence: int | None = None, _ownsref: bool | None = None) -> Self:
         # There is only one instance for any given ID.
-        if not isinstance(id, int):
-            raise TypeError(f"id must be an int, got {id!r}")
-        id = int(id)
-        if id < 0:
-            raise ValueError(f"interpreter ID must be a non-negative int, got {id}")
-        if id > _ID_MAX:
-            raise OverflowError(f"interpreter ID {id} is too big")
+        id = check_id(id, "interpreter")
         if _whence is None:
             # InterpreterNotFoundError if it does not exist (any more).
             _whence = _native.WHENCE_STDLIB if _ownsref else _native.whence(id)
