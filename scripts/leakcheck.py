@@ -30,8 +30,6 @@ interpreters or queues are left over (``_native.list_all()`` must be back to ``[
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import gc
 import importlib
 import json
@@ -40,59 +38,29 @@ import sys
 import time
 from collections.abc import Callable
 
-from subinterp_rs import ExecutionFailed, InterpreterConfig, Subinterpreter, _native, interpreters
+from subinterp_rs import InterpreterConfig, Subinterpreter, _native, interpreters
 
-MIB = 2**20
+# The shared helpers next to this script (also when it runs through runpy.run_path).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+import _checks  # noqa: E402
+from _rss import MIB, settled_rss  # noqa: E402
+
 # CPython 3.12 and 3.13 keep memory of every destroyed interpreter (python/cpython#110411).
 CPYTHON_FREES_INTERPRETERS = sys.version_info >= (3, 14)
-
-
-def _malloc_trim() -> None:
-    """Give freed malloc memory back to the OS (glibc), so RSS shows what is still in use."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        libc.malloc_trim(ctypes.c_size_t(0))
-    except (OSError, AttributeError, TypeError):
-        pass
-
-
-def rss_bytes() -> int:
-    """The resident set size of this process."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        psutil = importlib.import_module("psutil")
-        return int(psutil.Process().memory_info().rss)
-
-
-def settled_rss() -> int:
-    gc.collect()
-    _malloc_trim()
-    return rss_bytes()
 
 
 def operations(handle: Subinterpreter | interpreters.Interpreter, kind: int) -> None:
     """One round of what a cycle does with its interpreter."""
     if kind == 2:
         assert isinstance(handle, interpreters.Interpreter)
-        handle.exec("import json; data = json.dumps(list(range(50)))")
-        assert handle.call(divmod, 17, 5) == (3, 2)
-        q = interpreters.create_queue()
-        handle.prepare_main(q=q)
-        handle.exec("q.put(('pep734', len(data)))")
-        assert q.get(timeout=30) == ("pep734", 190)
+        _checks.pep734_round(handle, 50)
         return
     assert isinstance(handle, Subinterpreter)
     handle.exec("import math; x = math.factorial(30)")
     assert handle.call(len, bytes(1024)) == 1024
-    assert handle.call(sorted, [3, 1, 2]) == [1, 2, 3]  # pickled both ways
-    try:
-        handle.exec("raise ValueError('expected')")
-    except ExecutionFailed as exc:
-        assert exc.excinfo.type.__name__ == "ValueError"
-    else:
-        raise AssertionError("no ExecutionFailed")
+    _checks.pickled_call_and_failure(handle)
     q = interpreters.create_queue()
     handle.prepare_main(q=q)
     handle.exec("q.put(memoryview(b'abc')); q.put([x % 7])")

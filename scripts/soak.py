@@ -30,28 +30,23 @@ import threading
 import time
 from collections.abc import Callable
 
-from subinterp_rs import ExecutionFailed, InterpreterConfig, Subinterpreter, _native, interpreters
+from subinterp_rs import InterpreterConfig, Subinterpreter, _native, interpreters
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
+# The shared helpers next to this script (also when it runs through runpy.run_path).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+import _checks  # noqa: E402
+import _rss  # noqa: E402
+
 CPYTHON_KEEPS_INTERPRETER_MEMORY = sys.version_info < (3, 14)
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 2**20
 
 
 def work(si: Subinterpreter) -> None:
     """One round of everything the low-level API does, in ``si``."""
     si.exec("import math; x = math.factorial(50)")
     assert si.call(len, bytes(4096)) == 4096  # a buffer crosses
-    assert si.call(sorted, [3, 1, 2]) == [1, 2, 3]  # pickled both ways
-    try:
-        si.exec("raise ValueError('expected by the soak')")
-    except ExecutionFailed as exc:
-        assert exc.excinfo.type.__name__ == "ValueError"
-    else:
-        raise AssertionError("no ExecutionFailed")
+    _checks.pickled_call_and_failure(si)
     q = interpreters.create_queue()
     si.prepare_main(q=q, payload=b"x" * 100)
     si.exec("q.put((payload, 1))")
@@ -63,12 +58,7 @@ def churn_cycle(i: int) -> None:
     if kind == 2:
         interp = interpreters.create()
         try:
-            interp.exec("import json; data = json.dumps(list(range(100)))")
-            assert interp.call(divmod, 17, 5) == (3, 2)
-            q = interpreters.create_queue()
-            interp.prepare_main(q=q)
-            interp.exec("q.put(('pep734', len(data)))")
-            assert q.get(timeout=30) == ("pep734", 390)
+            _checks.pep734_round(interp, 100)
         finally:
             interp.close()
     else:
@@ -121,7 +111,7 @@ class Phase:
         while any(t.is_alive() for t in threads):
             time.sleep(0.5)
             now = time.monotonic()
-            self.samples.append((now - start, rss_mib(), sum(self.counts)))
+            self.samples.append((now - start, _rss.rss_bytes() / _rss.MIB, sum(self.counts)))
             if now >= next_report:
                 _, rss, n = self.samples[-1]
                 print(f"  t={now - start:5.0f} s  cycles={n:7}  rss={rss:7.1f} MiB", flush=True)
