@@ -80,10 +80,14 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
         } else {
             None
         };
-        if registry::is_shut_down() && !registry::is_exit_thread() {
+        if registry::is_shut_down()
+            && !registry::is_exit_thread()
+            && pyo3_ffi::PyThreadState_GetInterpreter(saved) == pyo3_ffi::PyInterpreterState_Main()
+        {
             // The process is exiting and the exit hook closes this interpreter: this thread
-            // (a daemon thread; `threading` joined the others) stops here for good, without
-            // going back to its interpreter, as daemon threads do when the runtime finalizes.
+            // (a daemon thread of main; `threading` joined the others) stops here for good,
+            // without going back to main, as daemon threads do when the runtime finalizes. (A
+            // thread of another subinterpreter goes back: the hook stops that one's threads.)
             // Its thread state goes first, deleted by its own thread: attaching it made it
             // this thread's GIL-state binding (3.14+), which only this thread may undo.
             tstate::delete_attached(ts);

@@ -331,6 +331,33 @@ def test_no_create_or_run_after_the_shutdown_hook() -> None:
     ], ran.detail()
 
 
+def test_exit_while_a_thread_of_one_subinterpreter_runs_in_another() -> None:
+    # A thread started inside `a` loops running code in `b`: at exit both stop and close, no
+    # forced exit (the thread goes back to `a` and ends there).
+    ran = run_snippet(
+        """
+        from subinterp_rs import Subinterpreter
+
+        def start(inner):
+            import threading
+            def loop():
+                while True:
+                    inner.exec("import time\\nfor _ in range(100): time.sleep(0.001)")
+            threading.Thread(target=loop).start()
+
+        if __name__ == "__main__":
+            a, b = Subinterpreter.create(), Subinterpreter.create()
+            a.call(start, b)
+            import time
+            time.sleep(0.3)
+            print("end", flush=True)
+        """,
+        timeout=60,
+    )
+    assert ran.lines() == ["end"], ran.detail()
+    assert not ran.forced_exit, ran.detail()
+
+
 @pytest.mark.parametrize(
     ("blocked_in", "forced"), [("q.get", False), ("time.sleep", True), ("lock.acquire", True)]
 )
