@@ -10,23 +10,28 @@
 #   make soak          stress/soak run (SOAK_SECONDS, default 60)
 #   make wheels        release wheels + sdist into dist/, each installed into a fresh venv
 #                      and smoke-tested (scripts/wheels.sh; also the last leg of make test)
+#   make valgrind      a test subset and the Rust core tests under valgrind's memcheck, on the
+#                      host 3.13 (VG_PY=3.12 for the other; ARGS: pytest arguments instead of
+#                      the default subset); scripts/valgrind.sh, a manual check, not in make test
 #
 # Variables: PYTHON312, PYTHON313 (host interpreters; default the pyenv builds
 # /root/.pyenv/versions/3.12.1/bin/python3.12 and 3.13.0/bin/python3.13, else python3.12 /
 # python3.13 on PATH), LEGS (legs of `make test`, default "lint 3.12 3.13 3.14 3.15 3.14d
 # wheels"), PY (leg of demo/lint/bench/soak, default 3.12; 3.14, 3.15 and 3.14d run in the
-# Debian sid chroot), ARGS (extra arguments for the demo, bench and soak scripts).
+# Debian sid chroot), VG_PY (Python of valgrind: 3.13 or 3.12), ARGS (extra arguments for the
+# demo, bench and soak scripts; the pytest arguments of valgrind).
 
 SHELL := /bin/bash
 PY ?= 3.12
 LEGS ?= lint 3.12 3.13 3.14 3.15 3.14d wheels
 ARGS ?=
 SOAK_SECONDS ?= 60
+VG_PY ?= 3.13
 export PYTHON312 PYTHON313 SOAK_SECONDS
 
 RUN := scripts/test.sh run
 
-.PHONY: help demo test test-312 test-313 test-314 test-315 test-314d lint bench soak wheels clean
+.PHONY: help demo test test-312 test-313 test-314 test-315 test-314d lint bench soak wheels valgrind clean
 
 help:
 	@sed -n '2,/^$$/{s/^# \{0,1\}//;p}' Makefile
@@ -61,6 +66,9 @@ soak:
 
 wheels:
 	scripts/wheels.sh
+
+valgrind:
+	scripts/valgrind.sh $(VG_PY) $(if $(ARGS),-- $(ARGS))
 
 clean:
 	rm -rf target dist .venv-3.12 .venv-3.13 python/subinterp_rs/_native.*.so

@@ -51,6 +51,10 @@ static LIVE: Mutex<Option<HashMap<i64, usize>>> = Mutex::new(None);
 /// Interpreters closed at process exit while buffers they exported were still in use.
 static ABANDONED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 static ANY_ABANDONED: AtomicBool = AtomicBool::new(false);
+/// The exports of those interpreters, dropped after [`abandon`]: never released, and held here
+/// so that they stay reachable to the end (a leak on purpose, not a lost pointer: valgrind's
+/// memcheck, scripts/valgrind.sh, reports them as reachable instead of definitely lost).
+static KEPT: Mutex<Vec<PendingRelease>> = Mutex::new(Vec::new());
 
 /// Process exit only: leaves the buffers that interpreter `id` exported, and that are still in
 /// use elsewhere, unreleased for good, so that `id` can be closed without waiting for them.
@@ -203,7 +207,11 @@ impl SharedBuffer {
 impl Drop for SharedBuffer {
     fn drop(&mut self) {
         if is_abandoned(self.owner) {
-            return; // Its interpreter is gone: the export stays unreleased (see `abandon`).
+            // Its interpreter is gone: the export stays unreleased (see `abandon`).
+            KEPT.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(PendingRelease(self.view));
+            return;
         }
         let here = tstate::attached_interp();
         // SAFETY: `here` is attached to this thread, hence alive.
