@@ -94,10 +94,14 @@ pub fn shut_down() {
     // SAFETY: reads this thread's identifier; no GIL needed.
     let me = unsafe { pyo3_ffi::PyThread_get_thread_ident() } as u64;
     EXIT_THREAD.store(me, Ordering::SeqCst);
-    let _no_create_in_progress = lifecycle_write();
     // Under the table lock, like `begin_run`'s check: a run either began before (and is in
-    // `running_threads()`) or is refused.
+    // `running_threads()`) or is refused. Set before waiting for the lifecycle lock, so that
+    // daemon threads creating and closing interpreters in a loop are refused from now on and
+    // stop taking it: else this wait could lose to them again and again (the lock is not
+    // fair), which hung the exit under valgrind. A create that saw the flag unset still holds
+    // the lock for reading, and is waited for here.
     with_table(|_| SHUT_DOWN.store(true, Ordering::SeqCst));
+    let _no_create_in_progress = lifecycle_write();
 }
 
 /// `PyThread_get_thread_ident()` of the thread that ran [`shut_down`].
