@@ -25,7 +25,9 @@
 #      variants (the other exit paths of the same scenarios) and without the
 #      exec_loops_in_daemon_threads scenario (it asserts that interpreters running in daemon
 #      threads stop within the exit hook's 2 s grace period, which valgrind's slowdown
-#      exceeds: the process then ends with os._exit, as it is allowed to).  PYTEST_ARGS
+#      exceeds: the process then ends with os._exit, as it is allowed to), and on 3.12
+#      without test_exit_while_a_shared_gil_interpreter_runs_python_code (an xfail there:
+#      CPython 3.12's shared-GIL starvation hangs it until its timeout).  PYTEST_ARGS
 #      replace the selection.
 #   2. the Rust tests of tests/core_ordering.rs (`cargo test --no-run`, then the test binary
 #      under valgrind, with LD_LIBRARY_PATH on the Python's libdir).
@@ -40,8 +42,10 @@
 # positive, each commented), PYTHONMALLOC=malloc (memcheck sees every object).  More valgrind
 # options: VALGRIND_OPTS (valgrind's own variable), e.g. VALGRIND_OPTS=--track-origins=yes.
 #
-# Time: valgrind runs code 30-50 times slower and one thread at a time: about 50 minutes on 2
-# cores for the default selection.  $SUBINTERP_VG_TIMEOUT (default 7200) bounds each step.
+# Time: valgrind runs code 20-50 times slower and one thread at a time: the default selection
+# (about 205 pytest tests in about 40 processes, and 17 Rust tests) took 13 minutes on 2 cores
+# on 3.13.0 and on 3.12.1, builds included.  $SUBINTERP_VG_TIMEOUT (default 7200) bounds each
+# step.
 set -euo pipefail
 
 SELF=$(readlink -f -- "${BASH_SOURCE[0]}")
@@ -55,6 +59,8 @@ fi
 PYTEST_ARGS=("$@")
 if ((${#PYTEST_ARGS[@]} == 0)); then
     skip="sys_exit_3 or raise_systemexit_3 or builtin_exit_3 or exec_loops_in_daemon_threads"
+    # An xfail on 3.12 (a CPython 3.12 bug): the process hangs until the test's timeout.
+    [[ $LEG == 3.12 ]] && skip+=" or test_exit_while_a_shared_gil_interpreter_runs_python_code"
     PYTEST_ARGS=(tests/test_lowlevel.py tests/test_interpreters_queues.py tests/test_exit.py
         -k "not ($skip)")
 fi
@@ -94,7 +100,7 @@ say "release wheel with debug info, installed into the venv"
 "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
     --force-reinstall --no-deps "$DIR"/wheel/*.whl
 
-VG=(valgrind --tool=memcheck --error-exitcode=99 --errors-for-leak-kinds=definite
+VG=(valgrind -s --tool=memcheck --error-exitcode=99 --errors-for-leak-kinds=definite
     --leak-check=full --show-leak-kinds=definite --num-callers=40 --fair-sched=yes
     --suppressions="$TOP/scripts/valgrind.supp")
 

@@ -3,7 +3,8 @@
     python scripts/valgrind_report.py LOG...
 
 Prints, for every log with errors, its process and command and each error record's kind and
-first frames (``ours`` when a frame is in subinterp_rs), then the counts by kind over all logs.
+first frames (``ours`` when a frame is in subinterp_rs), then the counts by kind over all logs,
+and how often each suppression matched (the logs of ``valgrind -s``).
 Exit status 1 if any log reports an error (after suppressions), or has no ERROR SUMMARY (the
 process was killed before valgrind could report), else 0.
 """
@@ -34,6 +35,8 @@ KINDS = (
 OURS = re.compile(r"subinterp_rs|_native\.cpython|/src/[a-z_/]+\.rs")
 FRAME = re.compile(r"^\s+(?:at|by) 0x[0-9A-F]+: (.*)$")
 SUMMARY = re.compile(r"ERROR SUMMARY: (\d+) errors from (\d+) contexts \(suppressed: (\d+)")
+USED = re.compile(r"used_suppression:\s+(\d+) (.+?) \S+:\d+ suppressed:")
+"""What `valgrind -s` prints for each suppression that matched: its count and name."""
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Log:
     errors: int | None = None
     suppressed: int = 0
     records: list[Record] = field(default_factory=list)
+    used: Counter[str] = field(default_factory=Counter)
 
 
 def kind_of(header: str) -> str | None:
@@ -70,6 +74,8 @@ def parse(path: Path) -> Log:
         line = re.sub(r"^==\d+== ?", "", raw)
         if line.startswith("Command: "):
             log.command = line[len("Command: ") :]
+        if m := USED.search(line):
+            log.used[m.group(2)] += int(m.group(1))
         if m := SUMMARY.search(line):
             log.errors, log.suppressed = int(m.group(1)), int(m.group(3))
         if m := FRAME.match(line):
@@ -115,6 +121,12 @@ def main(argv: list[str]) -> int:
     for _start, name in KINDS:
         if kinds[name]:
             print(f"    {name}: {kinds[name]} records ({ours[name]} with a frame of ours)")
+    used: Counter[str] = sum((log.used for log in logs), Counter())
+    if used:
+        print("=== suppressions used (scripts/valgrind.supp), errors suppressed / processes:")
+    for name, n in used.most_common():
+        procs = sum(1 for log in logs if log.used[name])
+        print(f"    {n:7d} / {procs:3d}  {name}")
     return 1 if bad else 0
 
 
