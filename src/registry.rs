@@ -138,9 +138,8 @@ pub fn lifecycle_write() -> RwLockWriteGuard<'static, ()> {
     LIFECYCLE.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Takes the lifecycle lock for reading, waiting as long as it takes: what a create holds, so
-/// that creates run in parallel (each interpreter has its own GIL) while closes and
-/// [`shut_down`] wait for them. Call with no GIL held, like [`lifecycle_write`].
+/// Takes the lifecycle lock for reading, waiting as long as it takes (creates take it for
+/// writing for now: parallel creates raced a list/destroy stress test once on the debug build). Call with no GIL held, like [`lifecycle_write`].
 pub fn lifecycle_shared() -> RwLockReadGuard<'static, ()> {
     LIFECYCLE.read().unwrap_or_else(PoisonError::into_inner)
 }

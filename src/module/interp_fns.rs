@@ -185,7 +185,7 @@ fastcall! {
         // `reqrefs`), so nothing can close them between creation and their first handle.
         let handles = usize::from(w == whence::STDLIB);
         let saved = tstate::detach();
-        let guard = registry::lifecycle_shared();
+        let guard = registry::lifecycle_write();
         let created = if registry::is_shut_down() {
             Err(None)
         } else {
