@@ -99,7 +99,7 @@ pub fn shut_down() {
     // daemon threads creating and closing interpreters in a loop are refused from now on and
     // stop taking it: else this wait could lose to them again and again (the lock is not
     // fair), which hung the exit under valgrind. A create that saw the flag unset still holds
-    // the lock for reading, and is waited for here.
+    // the lock, and is waited for here.
     with_table(|_| SHUT_DOWN.store(true, Ordering::SeqCst));
     let _no_create_in_progress = lifecycle_write();
 }

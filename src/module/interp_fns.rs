@@ -185,13 +185,22 @@ fastcall! {
         // `reqrefs`), so nothing can close them between creation and their first handle.
         let handles = usize::from(w == whence::STDLIB);
         let saved = tstate::detach();
-        let guard = registry::lifecycle_write();
+        // Refused before the lock too: at exit, daemon threads creating in a loop must not
+        // keep the exit hook from the lock it waits for (see `registry::shut_down`).
         let created = if registry::is_shut_down() {
             Err(None)
         } else {
-            Subinterpreter::create(&cfg).map(|si| registry::register(si, w, handles)).map_err(Some)
+            let guard = registry::lifecycle_write();
+            let created = if registry::is_shut_down() {
+                Err(None)
+            } else {
+                Subinterpreter::create(&cfg)
+                    .map(|si| registry::register(si, w, handles))
+                    .map_err(Some)
+            };
+            drop(guard);
+            created
         };
-        drop(guard);
         tstate::reattach(saved);
         match created {
             Ok(id) => {
