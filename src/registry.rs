@@ -70,11 +70,10 @@ fn with_table<R>(f: impl FnOnce(&mut HashMap<i64, Record>) -> R) -> R {
     f(table().get_or_insert_with(HashMap::new))
 }
 
-/// Held for writing while an interpreter of ours is removed from CPython's list of
-/// interpreters (and by [`shut_down`]), and for reading while that list is walked or an
-/// interpreter is added to it: walking it unlocked races with `Py_EndInterpreter` freeing an
-/// entry (a segfault on 3.12), while an addition (made under CPython's own lock, at the head)
-/// is seen or not by a walker, never half. Nobody waits for it while holding a GIL.
+/// Held for writing while an interpreter of ours is added to or removed from CPython's list
+/// of interpreters (and by [`shut_down`]), and for reading while that list is walked: walking
+/// it unlocked races with `Py_EndInterpreter` freeing an entry (a segfault on 3.12). Nobody
+/// waits for it while holding a GIL.
 static LIFECYCLE: RwLock<()> = RwLock::new(());
 
 thread_local! {
@@ -114,7 +113,7 @@ pub fn is_exit_thread() -> bool {
     is_shut_down() && EXIT_THREAD.load(Ordering::SeqCst) == me
 }
 
-/// Whether [`shut_down`] ran (check it with the lifecycle lock held, see [`lifecycle_shared`],
+/// Whether [`shut_down`] ran (check it with the lifecycle lock held, see [`lifecycle_write`],
 /// to exclude a racing create). Needs no GIL.
 pub fn is_shut_down() -> bool {
     SHUT_DOWN.load(Ordering::SeqCst)
@@ -136,12 +135,6 @@ pub fn closing_here() -> bool {
 /// its GIL, and a create or close needs GILs while it holds the lock.
 pub fn lifecycle_write() -> RwLockWriteGuard<'static, ()> {
     LIFECYCLE.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Takes the lifecycle lock for reading, waiting as long as it takes (creates take it for
-/// writing for now: parallel creates raced a list/destroy stress test once on the debug build). Call with no GIL held, like [`lifecycle_write`].
-pub fn lifecycle_shared() -> RwLockReadGuard<'static, ()> {
-    LIFECYCLE.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Tries to take the lifecycle lock (see [`lifecycle_write`]) for reading, for walking

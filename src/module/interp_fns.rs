@@ -187,20 +187,18 @@ fastcall! {
         let saved = tstate::detach();
         // Refused before the lock too: at exit, daemon threads creating in a loop must not
         // keep the exit hook from the lock it waits for (see `registry::shut_down`).
-        let created = if registry::is_shut_down() {
-            Err(None)
-        } else {
-            let guard = registry::lifecycle_write();
-            let created = if registry::is_shut_down() {
-                Err(None)
-            } else {
-                Subinterpreter::create(&cfg)
-                    .map(|si| registry::register(si, w, handles))
-                    .map_err(Some)
-            };
-            drop(guard);
-            created
-        };
+        let created = (|| {
+            if registry::is_shut_down() {
+                return Err(None);
+            }
+            let _creating = registry::lifecycle_write();
+            if registry::is_shut_down() {
+                return Err(None); // the exit hook took the lock first
+            }
+            Subinterpreter::create(&cfg)
+                .map(|si| registry::register(si, w, handles))
+                .map_err(Some)
+        })();
         tstate::reattach(saved);
         match created {
             Ok(id) => {
