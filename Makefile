@@ -4,7 +4,8 @@
 #   make demo          build into .venv-3.12 and run `python -m subinterp_rs.demo`
 #   make test          the lint leg, every test leg, then the wheels leg (what CI runs:
 #                      .ci/run), then a summary table; fails if any of them fails
-#   make test-312 ...  one leg: test-312 test-313 test-314 test-315 test-314d
+#   make test-312 ...  one leg: test-312 test-313 test-313s (newest 3.13 patch, sid) test-314
+#                      test-315 test-314d
 #   make lint          rustfmt, clippy, ruff, mypy --strict, stubtest (in the PY venv)
 #   make bench         python -m subinterp_rs.bench, JSON in bench/results/
 #   make soak          stress/soak run (SOAK_SECONDS, default 60)
@@ -16,14 +17,14 @@
 #
 # Variables: PYTHON312, PYTHON313 (host interpreters; default the pyenv builds
 # /root/.pyenv/versions/3.12.1/bin/python3.12 and 3.13.0/bin/python3.13, else python3.12 /
-# python3.13 on PATH), LEGS (legs of `make test`, default "lint 3.12 3.13 3.14 3.15 3.14d
+# python3.13 on PATH), LEGS (legs of `make test`, default "lint 3.12 3.13 3.13s 3.14 3.15 3.14d
 # wheels"), PY (leg of demo/lint/bench/soak, default 3.12; 3.14, 3.15 and 3.14d run in the
 # Debian sid chroot), VG_PY (Python of valgrind: 3.13 or 3.12), ARGS (extra arguments for the
 # demo, bench and soak scripts; the pytest arguments of valgrind).
 
 SHELL := /bin/bash
 PY ?= 3.12
-LEGS ?= lint 3.12 3.13 3.14 3.15 3.14d wheels
+LEGS ?= lint 3.12 3.13 3.13s 3.14 3.15 3.14d wheels
 ARGS ?=
 SOAK_SECONDS ?= 60
 VG_PY ?= 3.13
@@ -31,7 +32,7 @@ export PYTHON312 PYTHON313 SOAK_SECONDS
 
 RUN := scripts/test.sh run
 
-.PHONY: help demo test test-312 test-313 test-314 test-315 test-314d lint bench soak wheels valgrind clean
+.PHONY: help demo test test-312 test-313 test-313s test-314 test-315 test-314d lint bench soak wheels valgrind clean
 
 help:
 	@sed -n '2,/^$$/{s/^# \{0,1\}//;p}' Makefile
@@ -46,6 +47,8 @@ test-312:
 	scripts/test.sh 3.12
 test-313:
 	scripts/test.sh 3.13
+test-313s:
+	scripts/test.sh 3.13s
 test-314:
 	scripts/test.sh 3.14
 test-315:

@@ -93,6 +93,7 @@ PACKAGES=(
     python3.14 python3.14-dev python3.14-venv
     python3.14-dbg libpython3.14-testsuite     # debug build + Lib/test
     python3.15 python3.15-dev python3.15-venv
+    python3.13 python3.13-dev python3.13-venv   # newest 3.13 patch (3.13.0 is on the host)
     libpython3.15-testsuite                     # 3.15's Lib/test
     gcc libc6-dev pkg-config make               # to link Rust cdylibs
     git ca-certificates

@@ -7,7 +7,7 @@
 #   scripts/test.sh all [LEG...]         several legs, one after the other, then a summary
 #                                        table; exit non-zero if any leg failed.  Default
 #                                        legs: $SUBINTERP_LEGS, else
-#                                        "lint 3.12 3.13 3.14 3.15 3.14d wheels"
+#                                        "lint 3.12 3.13 3.13s 3.14 3.15 3.14d wheels"
 #   scripts/test.sh run LEG [--] CMD...  build into LEG's venv, then run CMD with that venv
 #                                        first on PATH and PYO3_PYTHON, LD_LIBRARY_PATH and
 #                                        CARGO_TARGET_DIR set for cargo (demo, lint, bench...)
@@ -18,9 +18,11 @@
 #                /root/.pyenv/versions/3.12.1/bin/python3.12 and .../3.13.0/bin/python3.13,
 #                else python3.12 / python3.13 on PATH.  Venv .venv-3.12 / .venv-3.13, cargo
 #                target dir target/py3.12 / target/py3.13.
-#   3.14, 3.15, 3.14d (debug build)
+#   3.14, 3.15, 3.14d (debug build), 3.13s (the newest 3.13 patch release: users run it,
+#                while the host's 3.13.0 stays as the oldest)
 #                inside the Debian sid chroot of scripts/sid-pythons.sh (built on first use):
-#                /usr/bin/python3.14, /usr/bin/python3.15, /usr/bin/python3.14d.  Venv under
+#                /usr/bin/python3.14, /usr/bin/python3.15, /usr/bin/python3.14d,
+#                /usr/bin/python3.13.  Venv under
 #                the chroot's /root/.cache/subinterp-rs, cargo target dir target/sid-LEG.
 #                If the chroot cannot be made (no network, not root), the leg prints
 #                "SKIP: <reason>" and exits 77.
@@ -55,7 +57,7 @@ SELF=$(readlink -f -- "${BASH_SOURCE[0]}")
 TOP=$(cd -- "$(dirname -- "$SELF")/.." && pwd -P)
 SID=$TOP/scripts/sid-pythons.sh
 SKIP_RC=77
-ALL_LEGS="lint 3.12 3.13 3.14 3.15 3.14d wheels"
+ALL_LEGS="lint 3.12 3.13 3.13s 3.14 3.15 3.14d wheels"
 LEG_TIMEOUT=${SUBINTERP_LEG_TIMEOUT:-1200}
 BUDGET=${SUBINTERP_BUDGET:-5040}
 LEG=${LEG:-}
@@ -81,7 +83,9 @@ step() {
 }
 
 is_host_leg() { [[ $1 == 3.12 || $1 == 3.13 ]]; }
-is_sid_leg() { [[ $1 == 3.14 || $1 == 3.15 || $1 == 3.14d ]]; }
+is_sid_leg() { [[ $1 == 3.14 || $1 == 3.15 || $1 == 3.14d || $1 == 3.13s ]]; }
+# sid_python LEG: the chroot's interpreter of a sid leg and the version it must report.
+sid_python() { [[ $1 == 3.13s ]] && echo "/usr/bin/python3.13 3.13" || echo "/usr/bin/python$1 $1"; }
 is_lint_leg() { [[ $1 == lint ]]; }
 is_wheels_leg() { [[ $1 == wheels ]]; }
 check_leg() {
@@ -238,14 +242,15 @@ with_leg() {
 
 # Inside the chroot (via with_leg).
 inside() {
-    local leg=$1 py key
+    local leg=$1 py key exe want
     shift
     LEG=$leg
-    [[ -x /usr/bin/python$leg ]] || {
-        echo "SKIP: [$leg] /usr/bin/python$leg is not in the sid chroot (scripts/sid-pythons.sh update?)"
+    read -r exe want <<<"$(sid_python "$leg")"
+    [[ -x $exe ]] || {
+        echo "SKIP: [$leg] $exe is not in the sid chroot (scripts/sid-pythons.sh update?)"
         return "$SKIP_RC"
     }
-    py=$(check_python "/usr/bin/python$leg" "$leg")
+    py=$(check_python "$exe" "$want")
     # One venv per project checkout, so two clones never share an editable install.
     key=$(printf '%s' "$TOP" | cksum | cut -d' ' -f1)
     in_env "$py" "/root/.cache/subinterp-rs/venv-$key-$leg" "${CARGO_TARGET_DIR:-$TOP/target/sid-$leg}" "$@"
