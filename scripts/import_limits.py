@@ -1,14 +1,23 @@
-"""Which modules import in an isolated and in a legacy subinterpreter, on this Python.
+"""Which modules import in isolated and in legacy subinterpreters, on this Python.
 
     python scripts/import_limits.py                      (in a venv with subinterp_rs)
     python scripts/import_limits.py --json out-3.12.json
     python scripts/import_limits.py --merge out-3.12.json out-3.13.json ... [--compact]
+    python scripts/import_limits.py --crash-scan [--no-preimport] [MODULE ...]
 
-Each module is imported in a fresh interpreter of each kind (``Subinterpreter.create()`` and
-``Subinterpreter.create(InterpreterConfig.legacy())``), each attempt in a child process of its
-own, so that one module that crashes cannot hide the others. A module the main interpreter
-cannot import is "not installed". For stdlib modules with a pure-Python fallback (``decimal``,
+Each module is imported in two fresh interpreters of each kind (``Subinterpreter.create()`` and
+``Subinterpreter.create(InterpreterConfig.legacy())``), which are then closed, and then in the
+main interpreter; once closing the first-made first and once the other way round, each attempt
+in a child process of its own, so that one module that crashes cannot hide the others. (One
+interpreter per process hides the crashes of 3.12 and 3.13 where the second interpreter
+importing a module uses state the first one set up.) A module the main interpreter cannot
+import is "not installed". For stdlib modules with a pure-Python fallback (``decimal``,
 ``datetime``, ``hashlib``...) the row says which implementation was loaded.
+
+``--crash-scan`` runs that two-interpreter round (isolated only) over every stdlib extension
+module and every top-level stdlib module (or the MODULEs given) and prints those that crash;
+``--no-preimport`` leaves out the package's fix (the modules ``subinterp_rs._preimport`` imports
+in main before the first subinterpreter), which is how its lists were measured.
 
 Prints a markdown table; ``--json`` also writes the results, and ``--merge`` prints one table
 for several Pythons' results (rows: modules; columns: each Python's isolated and legacy), or
@@ -21,9 +30,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import signal
 import subprocess
 import sys
+import sysconfig
 from typing import TypedDict
 
 # (module, C modules whose presence in sys.modules afterwards tells which implementation
@@ -33,6 +44,16 @@ MODULES: list[tuple[str, tuple[str, ...]]] = [
     ("decimal", ("_decimal",)),
     ("_datetime", ()),
     ("datetime", ("_datetime",)),
+    ("_zoneinfo", ()),
+    ("zoneinfo", ("_zoneinfo",)),
+    ("calendar", ()),
+    ("tomllib", ()),
+    ("http.client", ()),
+    ("urllib.request", ()),
+    ("fractions", ()),
+    ("statistics", ()),
+    ("_asyncio", ()),
+    ("asyncio", ("_asyncio",)),
     ("_ctypes", ()),
     ("ctypes", ()),
     ("readline", ()),
@@ -50,12 +71,10 @@ MODULES: list[tuple[str, tuple[str, ...]]] = [
     ("array", ()),
     ("_pickle", ()),
     ("_json", ()),
-    ("_asyncio", ()),
     ("select", ()),
     ("socket", ()),
     ("mmap", ()),
     ("_multiprocessing", ()),
-    ("_zoneinfo", ()),
     ("_lsprof", ()),
     ("numpy", ()),
     ("psutil", ()),
@@ -63,22 +82,34 @@ MODULES: list[tuple[str, tuple[str, ...]]] = [
 
 CONFIGS = ("isolated", "legacy")
 
-# Run in the child: import `module` in a fresh interpreter of `config`; print one JSON line.
+# Run in the child: import `module` in two fresh interpreters of `config`, close them in
+# `order` ("ab": first-made first), import it in main; print one JSON line (the first
+# interpreter's result). argv: module config order preimport accel...
 CHILD = """
-import json, sys
+import importlib, json, sys
+import subinterp_rs._preimport
 from subinterp_rs import ExecutionFailed, InterpreterConfig, Subinterpreter
-module, config, accel = sys.argv[1], sys.argv[2], sys.argv[3:]
+module, config, order, preimport, *accel = sys.argv[1:]
+if preimport == "no":
+    subinterp_rs._preimport._done = True  # measure CPython itself, without the package's fix
 cfg = InterpreterConfig.legacy() if config == "legacy" else InterpreterConfig.isolated()
-si = Subinterpreter.create(cfg)
-try:
-    si.exec(f"import sys, {module}")
-    loaded = [m for m in accel if si.call(eval, f"{m!r} in sys.modules")]
-    missing = [m for m in accel if m not in loaded]
-    print(json.dumps({"ok": True, "fallback": missing}))
-except ExecutionFailed as exc:
-    print(json.dumps({"ok": False, "error": exc.excinfo.type.__name__, "msg": exc.excinfo.msg}))
-finally:
+pair = [Subinterpreter.create(cfg), Subinterpreter.create(cfg)]
+results = []
+for si in pair:
+    try:
+        si.exec(f"import sys, {module}")
+        loaded = [m for m in accel if si.call(eval, f"{m!r} in sys.modules")]
+        missing = [m for m in accel if m not in loaded]
+        results.append({"ok": True, "fallback": missing})
+    except ExecutionFailed as exc:
+        results.append({"ok": False, "error": exc.excinfo.type.__name__, "msg": exc.excinfo.msg})
+for si in (pair if order == "ab" else pair[::-1]):
     si.close()
+try:
+    importlib.import_module(module)
+except ImportError:
+    pass
+print(json.dumps(results[0]), flush=True)
 """
 
 
@@ -104,10 +135,35 @@ def installed(module: str) -> bool:
         return False
 
 
-def attempt(module: str, config: str, accel: tuple[str, ...], timeout: float) -> Result:
+def attempt(
+    module: str, config: str, accel: tuple[str, ...], timeout: float, preimport: bool = True
+) -> Result:
+    """Both orders of closing; the first result, or the first crash."""
+    result: Result = {}
+    for order in ("ab", "ba"):
+        result = attempt_order(module, config, order, accel, timeout, preimport)
+        if not result.get("ok", True) and result.get("error") in ("crash", "hang"):
+            return result
+        if "exit_crash" in result:
+            return result
+    return result
+
+
+def attempt_order(
+    module: str, config: str, order: str, accel: tuple[str, ...], timeout: float, preimport: bool
+) -> Result:
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", CHILD, module, config, *accel],
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                module,
+                config,
+                order,
+                "yes" if preimport else "no",
+                *accel,
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -130,6 +186,36 @@ def exit_text(returncode: int) -> str:
     if returncode < 0:
         return f"killed by {signal.Signals(-returncode).name}"
     return f"exit status {returncode}"
+
+
+def stdlib_modules() -> list[str]:
+    """Every stdlib extension module (built in, or in lib-dynload) and top-level module, less
+    those whose import has effects outside the process (a browser, a window, the terminal)."""
+    names = set(sys.builtin_module_names) | set(sys.stdlib_module_names)
+    shared = sysconfig.get_config_var("DESTSHARED")
+    if shared and os.path.isdir(shared):
+        names |= {e.split(".", 1)[0] for e in os.listdir(shared) if e.endswith(".so")}
+    return sorted(names - {"antigravity", "this", "idlelib", "turtledemo", "turtle", "tkinter"})
+
+
+def crash_scan(modules: list[str], timeout: float, preimport: bool) -> int:
+    """Print the modules whose two-interpreter round crashes; the number of them."""
+    print(
+        f"Python {sys.version.split()[0]}: {len(modules)} modules, two isolated interpreters "
+        f"each, closed in both orders, then main ({'with' if preimport else 'without'} "
+        "the package's imports in main first)",
+        flush=True,
+    )
+    crashed = 0
+    for module in modules:
+        if not installed(module):
+            continue
+        r = attempt(module, "isolated", (), timeout, preimport)
+        if r.get("error") in ("crash", "hang") or "exit_crash" in r:
+            crashed += 1
+            print(f"CRASH {module}: {r.get('exit_crash') or r.get('msg')}", flush=True)
+    print(f"{crashed} of {len(modules)} crash")
+    return crashed
 
 
 def measure(timeout: float) -> dict[str, dict[str, Result]]:
@@ -219,7 +305,17 @@ def main() -> int:
         "--compact", action="store_true", help="with --merge: only isolated failures"
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
+    parser.add_argument(
+        "--crash-scan", action="store_true", help="every stdlib module: which crash"
+    )
+    parser.add_argument(
+        "--no-preimport", action="store_true", help="with --crash-scan: without the fix"
+    )
+    parser.add_argument("modules", nargs="*", help="with --crash-scan: these modules only")
     args = parser.parse_args()
+    if args.crash_scan:
+        crash_scan(args.modules or stdlib_modules(), args.timeout, not args.no_preimport)
+        return 0
     if args.merge:
         runs: dict[str, dict[str, dict[str, Result]]] = {}
         versions: dict[str, str] = {}

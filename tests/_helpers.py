@@ -110,8 +110,14 @@ def assert_clean(ran: Ran, rc: int = 0) -> None:
     assert ran.returncode == rc, ran.detail()
 
 
-def assert_ok(code: str, *, timeout: float = 120.0, env: dict[str, str] | None = None) -> Ran:
+def assert_ok(
+    code: str,
+    *,
+    timeout: float = 120.0,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> Ran:
     """Run a snippet that prints ``OK`` as its last line when every check inside passed."""
-    ran = run_snippet(code, timeout=timeout, env=env)
+    ran = run_snippet(code, timeout=timeout, env=env, args=args)
     assert ran.lines()[-1:] == ["OK"], ran.detail()
     return ran

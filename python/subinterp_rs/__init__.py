@@ -37,6 +37,7 @@ from ._errors import (
     QueueFull,
     QueueNotFoundError,
 )
+from ._preimport import guard_new_interpreter, import_in_main_first
 
 __all__ = [
     "ExcInfo",
@@ -215,7 +216,14 @@ class Subinterpreter:
             config = InterpreterConfig()
         elif not isinstance(config, InterpreterConfig):
             raise TypeError(f"config must be an InterpreterConfig, got {type(config).__name__}")
-        return cls._wrap(_native.create(*config._args(), _native.WHENCE_CAPI), True)
+        import_in_main_first()
+        id = _native.create(*config._args(), _native.WHENCE_CAPI)
+        try:
+            guard_new_interpreter(id, isolated=config.check_multi_interp_extensions)
+        except BaseException:
+            _native.destroy(id)
+            raise
+        return cls._wrap(id, True)
 
     @classmethod
     def main(cls) -> Self:

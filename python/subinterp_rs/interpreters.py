@@ -46,6 +46,7 @@ from ._errors import (
 from ._errors import ItemInterpreterDestroyed as ItemInterpreterDestroyed
 from ._errors import QueueError as QueueError
 from ._errors import QueueNotFoundError as QueueNotFoundError
+from ._preimport import guard_new_interpreter, import_in_main_first
 from ._queues import Queue
 from ._queues import create as create_queue
 
@@ -77,6 +78,7 @@ def create() -> Interpreter:
     for it is gone, or until the process exits.
     """
     global _creating
+    import_in_main_first()
     with _known_lock:
         _creating += 1
     try:
@@ -84,6 +86,7 @@ def create() -> Interpreter:
         # nothing elsewhere can close it before our object owns a reference of its own.
         id = _native.create(*InterpreterConfig()._args(), _native.WHENCE_STDLIB)
         try:
+            guard_new_interpreter(id, isolated=True)
             interp = Interpreter(id, _ownsref=True)
         except BaseException:
             with contextlib.suppress(InterpreterError):

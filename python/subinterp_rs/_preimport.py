@@ -1,0 +1,113 @@
+"""Stdlib modules that the main interpreter must import before any subinterpreter does.
+
+On CPython 3.12 and 3.13 some stdlib extension modules keep process-wide state (static types,
+cached objects, a single-phase module's saved copy) that is set up by whichever interpreter
+imports them first. When that is an isolated subinterpreter (own GIL, own allocator), the state
+is allocated from the subinterpreter's memory: once it is closed, the next interpreter that
+imports the module, or the process at exit, frees or uses memory that is no longer there, and
+the process aborts (``double free``, ``munmap_chunk(): invalid pointer``) or segfaults. CPython
+3.14 fixed these modules; the stdlib's own ``_interpreters`` crashes the same way on 3.12/3.13.
+
+The fix: the main interpreter imports the module first, so the shared state is main's and
+outlives every subinterpreter. :func:`import_in_main_first` does that once, on the first
+interpreter the package creates (not at ``import subinterp_rs``: programs that never create one
+pay nothing). Every creation path of the package calls it: ``Subinterpreter.create``, the PEP 734
+``interpreters.create`` and so the executor and the asyncio pool.
+
+The lists are measured, not guessed (``scripts/import_limits.py --crash-scan``): every stdlib
+extension module and every top-level stdlib module imported in two isolated interpreters,
+closed in both orders, then imported in main, one process per module. The modules that crash
+and the smallest set of imports in main that makes all of them pass:
+
+- 3.12 (3.12.1): ``_datetime``, ``_decimal``, ``_zoneinfo``, ``_asyncio`` and ``hashlib`` (its
+  import calls ``_hashlib`` functions with keyword arguments, whose argument parser caches a
+  tuple allocated by the first caller), and ``_testsinglephase`` (CPython's test module of
+  single-phase init: refusing it in an isolated interpreter corrupts it). Through them also
+  ``datetime``, ``decimal``, ``zoneinfo``, ``asyncio``, ``calendar``, ``email.utils``,
+  ``fractions``, ``hmac``, ``secrets``, ``ssl``, ``sqlite3``, ``statistics``, ``tomllib``,
+  ``http.client``, ``urllib.request``, ``smtplib`` and more.
+- 3.13 (3.13.0 and 3.13.18): ``_datetime`` and ``_zoneinfo``; through them ``datetime``,
+  ``zoneinfo``, ``calendar``, ``sqlite3``, ``tomllib``, ``plistlib``, ``mailbox``, ...
+- 3.14, 3.15: none.
+
+A module missing from this Python (say ``_decimal`` in a build without it) is skipped: it is
+missing inside every interpreter too.
+
+One module cannot be made to load: on 3.12, ``_zoneinfo`` in an isolated interpreter needs the
+C ``datetime`` (``_datetime``), which isolated interpreters refuse before 3.13, and failed with
+an ``AttributeError`` (``datetime_CAPI``). :func:`guard_new_interpreter` makes its import
+raise a clear ``ImportError`` there instead, naming the module and the versions, so that
+``zoneinfo`` falls back to its pure-Python implementation, as ``datetime`` and ``decimal`` do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from . import _native
+
+__all__ = ["FIRST_IN_MAIN", "REFUSED_IN_ISOLATED", "guard_new_interpreter", "import_in_main_first"]
+
+FIRST_IN_MAIN: dict[tuple[int, int], tuple[str, ...]] = {
+    (3, 12): ("_datetime", "_decimal", "_zoneinfo", "_asyncio", "hashlib", "_testsinglephase"),
+    (3, 13): ("_datetime", "_zoneinfo"),
+}
+"""Per ``sys.version_info[:2]``: the modules main imports before the first subinterpreter."""
+
+REFUSED_IN_ISOLATED: dict[tuple[int, int], dict[str, str]] = {
+    (3, 12): {
+        "_zoneinfo": "it needs the C datetime module (_datetime), which isolated "
+        "interpreters refuse before CPython 3.13 (zoneinfo falls back to pure Python)",
+    },
+}
+"""Per ``sys.version_info[:2]``: extension modules an isolated interpreter refuses with a clear
+``ImportError`` (name: why), where CPython fails in a less clear way."""
+
+_VERSION = (sys.version_info[0], sys.version_info[1])
+_MODULES = FIRST_IN_MAIN.get(_VERSION, ())
+_REFUSED = REFUSED_IN_ISOLATED.get(_VERSION, {})
+_done = not _MODULES
+
+# Run in a new isolated interpreter: a meta path finder that refuses _REFUSED's modules.
+_GUARD = """
+import sys
+class _RefusedInIsolated:
+    refused = {refused!r}
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        why = cls.refused.get(name)
+        if why is not None:
+            raise ImportError(
+                f"{{name}} cannot be imported in an isolated subinterpreter on CPython "
+                f"{version}: {{why}}; use InterpreterConfig.legacy() or CPython 3.13+",
+                name=name,
+            )
+        return None
+sys.meta_path.insert(0, _RefusedInIsolated)
+del _RefusedInIsolated, sys
+"""
+
+
+def import_in_main_first() -> None:
+    """Import this Python's :data:`FIRST_IN_MAIN` modules, once, if called in the main
+    interpreter (in a subinterpreter it does nothing: that one was created by main, which did
+    it already). Cheap after the first call."""
+    global _done
+    if _done:
+        return
+    if _native.get_current()[0] != 0:
+        return
+    for name in _MODULES:
+        # Not built on this Python: no interpreter can import it.
+        with contextlib.suppress(ImportError):
+            __import__(name)
+    _done = True
+
+
+def guard_new_interpreter(id: int, *, isolated: bool) -> None:
+    """In a new interpreter ``id`` whose config checks extension modules (``isolated``), make
+    the modules of :data:`REFUSED_IN_ISOLATED` raise a clear ``ImportError``. Nothing on a
+    Python without such modules."""
+    if _REFUSED and isolated:
+        _native.exec(id, _GUARD.format(refused=_REFUSED, version=f"{_VERSION[0]}.{_VERSION[1]}"))
