@@ -14,8 +14,9 @@ importing a module uses state the first one set up.) A module the main interpret
 import is "not installed". For stdlib modules with a pure-Python fallback (``decimal``,
 ``datetime``, ``hashlib``...) the row says which implementation was loaded.
 
-``--crash-scan`` runs that two-interpreter round (isolated only) over every stdlib extension
-module and every top-level stdlib module (or the MODULEs given) and prints those that crash;
+``--crash-scan`` runs that two-interpreter round (isolated, or ``--config legacy``) over every
+stdlib extension module and every top-level stdlib module (or the MODULEs given) and prints
+those that crash;
 ``--no-preimport`` leaves out the package's fix (the modules ``subinterp_rs._preimport`` imports
 in main before the first subinterpreter), which is how its lists were measured.
 
@@ -198,10 +199,10 @@ def stdlib_modules() -> list[str]:
     return sorted(names - {"antigravity", "this", "idlelib", "turtledemo", "turtle", "tkinter"})
 
 
-def crash_scan(modules: list[str], timeout: float, preimport: bool) -> int:
+def crash_scan(modules: list[str], timeout: float, preimport: bool, config: str) -> int:
     """Print the modules whose two-interpreter round crashes; the number of them."""
     print(
-        f"Python {sys.version.split()[0]}: {len(modules)} modules, two isolated interpreters "
+        f"Python {sys.version.split()[0]}: {len(modules)} modules, two {config} interpreters "
         f"each, closed in both orders, then main ({'with' if preimport else 'without'} "
         "the package's imports in main first)",
         flush=True,
@@ -210,7 +211,7 @@ def crash_scan(modules: list[str], timeout: float, preimport: bool) -> int:
     for module in modules:
         if not installed(module):
             continue
-        r = attempt(module, "isolated", (), timeout, preimport)
+        r = attempt(module, config, (), timeout, preimport)
         if r.get("error") in ("crash", "hang") or "exit_crash" in r:
             crashed += 1
             print(f"CRASH {module}: {r.get('exit_crash') or r.get('msg')}", flush=True)
@@ -311,10 +312,15 @@ def main() -> int:
     parser.add_argument(
         "--no-preimport", action="store_true", help="with --crash-scan: without the fix"
     )
+    parser.add_argument(
+        "--config", choices=CONFIGS, default="isolated", help="with --crash-scan: the config"
+    )
     parser.add_argument("modules", nargs="*", help="with --crash-scan: these modules only")
     args = parser.parse_args()
     if args.crash_scan:
-        crash_scan(args.modules or stdlib_modules(), args.timeout, not args.no_preimport)
+        crash_scan(
+            args.modules or stdlib_modules(), args.timeout, not args.no_preimport, args.config
+        )
         return 0
     if args.merge:
         runs: dict[str, dict[str, dict[str, Result]]] = {}
