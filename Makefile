@@ -6,8 +6,12 @@
 #                      .ci/run), then a summary table; fails if any of them fails
 #   make test-312 ...  one leg: test-312 test-313 test-313s (newest 3.13 patch, sid) test-314
 #                      test-315 test-314d
-#   make lint          rustfmt, clippy, ruff, mypy --strict, stubtest (in the PY venv)
-#   make bench         python -m subinterp_rs.bench, JSON in bench/results/
+#   make lint          rustfmt, clippy, ruff, mypy --strict, stubtest, mkdocs build --strict
+#                      (in the PY venv)
+#   make docs          the documentation site (mkdocs serve, http://127.0.0.1:8000) from the
+#                      3.12 venv; ARGS="-a 0.0.0.0:8000" to serve it elsewhere
+#   make bench         python -m bench (bench/: pyperf + own harness), results in bench/results/;
+#                      ARGS=--quick for a short run
 #   make soak          stress/soak run (SOAK_SECONDS, default 60)
 #   make wheels        release wheels + sdist into dist/, each installed into a fresh venv
 #                      and smoke-tested (scripts/wheels.sh; also the last leg of make test)
@@ -32,7 +36,7 @@ export PYTHON312 PYTHON313 SOAK_SECONDS
 
 RUN := scripts/test.sh run
 
-.PHONY: help demo test test-312 test-313 test-313s test-314 test-315 test-314d lint bench soak wheels valgrind clean
+.PHONY: help demo test test-312 test-313 test-313s test-314 test-315 test-314d lint docs bench soak wheels valgrind clean
 
 help:
 	@sed -n '2,/^$$/{s/^# \{0,1\}//;p}' Makefile
@@ -59,10 +63,14 @@ test-314d:
 lint:
 	$(RUN) $(PY) -- scripts/lint.sh
 
+# MkDocs is in the 3.12 venv only (requirements-dev.txt).
+docs:
+	$(RUN) 3.12 -- python -m mkdocs serve $(ARGS)
+
+# bench/requirements.txt (pyperf, matplotlib) goes into the venv first: not a test dependency.
 bench:
-	mkdir -p bench/results
-	$(RUN) $(PY) -- python -m subinterp_rs.bench \
-		--json bench/results/py$(PY)-$(shell date +%Y%m%dT%H%M%S).json $(ARGS)
+	$(RUN) $(PY) -- bash -c 'python -m pip install -q -r bench/requirements.txt && \
+		python -m bench "$$@"' bench $(ARGS)
 
 soak:
 	$(RUN) $(PY) -- python scripts/soak.py --seconds $(SOAK_SECONDS) $(ARGS)

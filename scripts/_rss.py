@@ -1,7 +1,9 @@
-"""Memory readings shared by ``scripts/leakcheck.py`` and ``scripts/soak.py``.
+"""Memory readings shared by ``scripts/leakcheck.py``, ``scripts/soak.py`` and the benchmarks'
+memory case (``bench/harness.py``).
 
-Imported by name: each script puts its own directory on ``sys.path`` first, so this works
-both for ``python scripts/X.py`` and for ``runpy.run_path`` (as ``tests/test_stress.py`` does).
+Imported by name: each user puts this directory on ``sys.path`` first, so this works for
+``python scripts/X.py``, for ``runpy.run_path`` (as ``tests/test_stress.py`` does) and for
+``python -m bench`` from the repository root.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import gc
 import importlib
 import os
 
-__all__ = ["MIB", "malloc_trim", "rss_bytes", "settled_rss"]
+__all__ = ["MIB", "malloc_trim", "pss_bytes", "rss_bytes", "settled_rss"]
 
 MIB = 2**20
 
@@ -41,3 +43,25 @@ def settled_rss() -> int:
     gc.collect()
     malloc_trim()
     return rss_bytes()
+
+
+def pss_bytes(pid: int) -> tuple[int, str]:
+    """Another process's proportional set size (its shared pages split between the processes
+    that share them, ``/proc/PID/smaps_rollup``) and ``"PSS"``; where that is missing, its
+    resident set size and ``"RSS"``."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024, "PSS"
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024, "RSS"
+    except OSError:
+        pass
+    psutil = importlib.import_module("psutil")
+    return int(psutil.Process(pid).memory_info().rss), "RSS"

@@ -18,10 +18,10 @@
 #      asserts the package is the one in the venv's site-packages, then creates, calls,
 #      passes queues both ways, runs the executor and closes (exit status 0 = passed).
 # The sdist (`maturin sdist`) is checked (Cargo.lock, build.rs, src/, python/, README,
-# pyproject; no build output, venvs or compiled files; small), copied to dist/, then
-# `pip install`ed into a fresh 3.12 venv -- which compiles it with maturin from PyPI as the
-# PEP 517 backend (cargo target dir target/wheels/sdist-cargo, kept between runs) -- and
-# smoke-tested the same way.
+# pyproject; no build output, venvs or compiled files, no bench/ or docs/; small), copied to
+# dist/, then `pip install`ed into a fresh 3.12 venv -- which compiles it with maturin from
+# PyPI as the PEP 517 backend (cargo target dir target/wheels/sdist-cargo, kept between
+# runs) -- and smoke-tested the same way.
 #
 # The wheels carry the manylinux tag that maturin's audit finds for the glibc symbols they
 # link (manylinux_2_34 for the host's builds; the chroot's newer glibc may give a higher
@@ -112,7 +112,8 @@ for need in ("subinterp_rs/__init__.py", "subinterp_rs/py.typed", "subinterp_rs/
     if need not in names:
         problems.append(f"{need} missing")
 stray = [n for n in names if not n.startswith(("subinterp_rs/", "subinterp_rs-"))
-         or "__pycache__" in n or n.endswith(".pyc")]
+         or "__pycache__" in n or n.endswith(".pyc")
+         or n.startswith("subinterp_rs/bench")]  # the benchmarks live in bench/, not here
 if stray:
     problems.append(f"unexpected files {stray}")
 if not name.startswith(f"subinterp_rs-{meta['Version']}-{tag}-{tag}-manylinux_"):
@@ -174,10 +175,13 @@ bad_dirs = {"target", "dist", "__pycache__", ".git", ".mypy_cache", ".ruff_cache
 bad = sorted(f for f in files
              if bad_dirs & set(f.split("/")[:-1])
              or any(p.startswith(".venv") for p in f.split("/"))
-             or f.endswith((".so", ".pyc", ".whl", ".tar.gz"))
-             or f.startswith("bench/results/"))
+             or f.endswith((".so", ".pyc", ".whl", ".tar.gz")))
 if bad:
     problems.append(f"build output or caches: {bad[:10]}")
+# The benchmarks and the documentation site are the repository's, not the package's.
+extra = sorted(f for f in files if f.startswith(("bench/", "docs/")) or f == "mkdocs.yml")
+if extra:
+    problems.append(f"benchmarks or docs site: {extra[:10]}")
 size = os.path.getsize(path)
 if size > 1024 * 1024:
     problems.append(f"{size // 1024} KiB: too big")

@@ -71,7 +71,7 @@ def _progress(label: str, msg: str) -> None:
 
 def _calibrate(seconds: float, start: int = 20_000, min_took: float = 0.1) -> int:
     """A limit for which ``count_primes(0, limit)`` takes about ``seconds`` here: timed from
-    ``start``, doubled until a run takes ``min_took``, then scaled (also used by the bench)."""
+    ``start``, doubled until a run takes ``min_took``, then scaled."""
     limit = start
     while True:
         t0 = time.perf_counter()
