@@ -5,7 +5,7 @@
 set -uo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." || exit
 
-# The Python trees (those that have .py files: bench/ may hold only results).
+# The Python trees (those that have .py files).
 PY_DIRS=()
 for d in python tests examples bench scripts; do
     [[ -n $(find "$d" -name '*.py' -print -quit 2>/dev/null) ]] && PY_DIRS+=("$d")
@@ -27,6 +27,18 @@ check "mypy --strict" python -m mypy --strict "${PY_DIRS[@]}"
 # with the [tool.mypy] settings of pyproject.toml (stubtest reads no config file by itself).
 check "stubtest" python -m mypy.stubtest subinterp_rs --mypy-config-file pyproject.toml \
     --allowlist scripts/stubtest-allowlist.txt
+# The documentation site, warnings as errors (broken links and anchors, pages missing from the
+# nav, objects mkdocstrings cannot render): mkdocs.yml sets strict; --strict says it here too.
+# MkDocs is in requirements-dev.txt for Python 3.12 only, the lint leg's Python.
+docs_build() {
+    if ! python -c 'import mkdocs, material, mkdocstrings_handlers.python' 2>/dev/null; then
+        echo "mkdocs, mkdocs-material or mkdocstrings[python] missing in $(command -v python):"
+        echo "requirements-dev.txt installs them for Python 3.12 (make lint uses the 3.12 venv)"
+        return 1
+    fi
+    NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --quiet --site-dir target/docs-site
+}
+check "mkdocs build --strict" docs_build
 
 if ((${#failed[@]})); then
     printf '==> [lint] FAILED: %s\n' "${failed[*]}"

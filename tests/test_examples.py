@@ -85,12 +85,3 @@ def test_demo_calibrates() -> None:
     out = run("-m", "subinterp_rs.demo", "--workers", "1", "--seconds", "0.05")
     assert "calibrating a job of about 0.05 s" in out
     assert "all three agree on the result" in out
-
-
-def test_readme_python_snippets() -> None:
-    """Every ```python block of the README runs as written."""
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"^```python\n(.*?)^```$", readme, re.M | re.S)
-    assert len(blocks) >= 2
-    for block in blocks:
-        run("-c", block)

@@ -165,7 +165,10 @@ class AsyncInterpreterPool:
                 ...
 
     Args:
-        max_workers, initializer, initargs, config: as for :class:`InterpreterPoolExecutor`.
+        max_workers: as for :class:`InterpreterPoolExecutor`.
+        initializer: as for :class:`InterpreterPoolExecutor`.
+        initargs: as for :class:`InterpreterPoolExecutor`.
+        config: as for :class:`InterpreterPoolExecutor`.
         prewarm: start every worker interpreter at ``async with`` (waiting for them without
             blocking the loop), so the first calls do not wait for one to start.
         cancel: what a cancelled ``await`` does with a call that already runs: ``"detach"``
