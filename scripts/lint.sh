@@ -36,7 +36,8 @@ docs_build() {
         echo "requirements-dev.txt installs them for Python 3.12 (make lint uses the 3.12 venv)"
         return 1
     fi
-    NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --quiet --site-dir target/docs-site
+    # Not --quiet: it hides the warnings from the strict check too (the build then passes).
+    NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --site-dir target/docs-site
 }
 check "mkdocs build --strict" docs_build
 
