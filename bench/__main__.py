@@ -48,7 +48,10 @@ from bench.report import (
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = (*timed.CASES, *harness.CASES)
-QUICK_PYPERF = ("--processes", "2", "--values", "2", "--warmups", "1", "--min-time", "0.02")
+# fmt: off
+QUICK_PYPERF = ("--processes", "2", "--values", "2", "--warmups", "1", "--min-time", "0.02",
+                "--quiet")
+# fmt: on
 
 
 class Progress:
