@@ -99,6 +99,13 @@ class Available:
     def hl_label(self) -> str:
         return f"stdlib {self.hl_name}"
 
+    def ll_create(self) -> Any:
+        """A new interpreter of the stdlib's low-level module: its id."""
+        return self.ll.create()
+
+    def ll_destroy(self, iid: Any) -> None:
+        self.ll.destroy(iid)
+
     def ll_exec(self) -> Callable[..., Any]:
         """The stdlib's low-level ``exec(id, code, shared)`` (3.12: ``run_string``)."""
         fn: Callable[..., Any] = getattr(self.ll, "exec", None) or self.ll.run_string

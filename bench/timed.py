@@ -237,38 +237,17 @@ def case_create_parallel(ctx: Ctx) -> list[Timed]:
     if not ll_skip and sys.version_info < (3, 13):
         ll_skip = "concurrent creation crashes CPython 3.12"
     ours = a.ours_subinterpreter
+    t = functools.partial(Timed, case, op, inner=count)
     return [
-        Timed(
-            case, op, "ours Subinterpreter", "ours", parallel(ours.create, ours.close), inner=count
-        ),
-        Timed(
-            case,
-            op,
-            a.ll_label,
-            "std_ll",
-            parallel(lambda: a.ll.create(), lambda iid: a.ll.destroy(iid)),
-            skip=ll_skip,
-            inner=count,
-        ),
-        Timed(
-            case,
-            op,
-            "threading Thread",
-            "threads",
-            parallel(start_thread, lambda t: t.join()),
-            note="start",
-            inner=count,
-        ),
-        Timed(
-            case,
-            op,
-            "multiprocessing Process",
-            "procs",
-            parallel(start_proc, lambda p: p.join(JOIN_TIMEOUT)),
-            note="start",
-            inner=count,
-        ),
+        t("ours Subinterpreter", "ours", parallel(ours.create, ours.close)),
+        t(a.ll_label, "std_ll", parallel(a.ll_create, a.ll_destroy), skip=ll_skip),
+        t("threading Thread", "threads", parallel(start_thread, _join), note="start"),
+        t("multiprocessing Process", "procs", parallel(start_proc, _join), note="start"),
     ]
+
+
+def _join(worker: threading.Thread | Any) -> None:
+    worker.join(JOIN_TIMEOUT)
 
 
 def case_roundtrip(ctx: Ctx) -> list[Timed]:
@@ -401,38 +380,16 @@ def case_buffers(ctx: Ctx) -> list[Timed]:
             if not hl_skip and sys.version_info < (3, 14):
                 hl_skip = "call() takes no arguments before 3.14"
             ll_note = "" if a.ll_has_call_args else "exec('n = len(b)', shared={'b': buf})"
-            op = f"{kind} {_size_label(size)}"
-            kw: dict[str, Any] = {"unit": "B/s", "per_op": float(size)}
+            zero_copy = "zero-copy" if kind == "memoryview" else ""
+            t = functools.partial(
+                Timed, "buffers", f"{kind} {_size_label(size)}", unit="B/s", per_op=float(size)
+            )
             out += [
-                Timed(
-                    "buffers",
-                    op,
-                    "ours Subinterpreter",
-                    "ours",
-                    ours,
-                    note="zero-copy" if kind == "memoryview" else "",
-                    **kw,
-                ),
-                Timed("buffers", op, a.ll_label, "std_ll", ll, skip=ll_skip, note=ll_note, **kw),
-                Timed("buffers", op, a.hl_label, "std_hl", hl, skip=hl_skip, **kw),
-                Timed(
-                    "buffers",
-                    op,
-                    "multiprocessing worker",
-                    "procs",
-                    proc,
-                    note="Pipe.send_bytes",
-                    **kw,
-                ),
-                Timed(
-                    "buffers",
-                    op,
-                    "memcpy bytes(bytearray)",
-                    "memcpy",
-                    memcpy,
-                    note="in-process",
-                    **kw,
-                ),
+                t("ours Subinterpreter", "ours", ours, note=zero_copy),
+                t(a.ll_label, "std_ll", ll, skip=ll_skip, note=ll_note),
+                t(a.hl_label, "std_hl", hl, skip=hl_skip),
+                t("multiprocessing worker", "procs", proc, note="Pipe.send_bytes"),
+                t("memcpy bytes(bytearray)", "memcpy", memcpy, note="in-process"),
             ]
     return out
 
@@ -517,51 +474,24 @@ def case_queue(ctx: Ctx) -> list[Timed]:
 
         return _loop(one)
 
-    case, op = "queue", "put/get int"
-    kw: dict[str, Any] = {"unit": "items/s", "inner": items}
+    t = functools.partial(Timed, "queue", "put/get int", unit="items/s", inner=items)
     if a.channels is not None:
-        std = Timed(
-            case,
-            op,
-            "stdlib _xxinterpchannels",
-            "std_queue",
-            channels,
-            note="send / busy-polling recv",
-            **kw,
-        )
+        std = t("stdlib _xxinterpchannels", "std_queue", channels, note="send / busy-polling recv")
     else:
         prelude = "import test.support.interpreters.queues" if sys.version_info < (3, 14) else ""
-        std = Timed(
-            case,
-            op,
+        std = t(
             f"{a.hl_label} queue",
             "std_queue",
             interp_pair(lambda: a.hl.create(), lambda: a.hl_create_queue(), prelude),
             skip="" if a.hl_create_queue is not None else "no stdlib queue on this Python",
             note="get() polls every 10 ms when empty",
-            **kw,
         )
+    ours = interp_pair(a.ours_facade_create, a.ours_facade_create_queue)
     return [
-        Timed(
-            case,
-            op,
-            "ours interpreters queue",
-            "ours",
-            interp_pair(a.ours_facade_create, a.ours_facade_create_queue),
-            **kw,
-        ),
+        t("ours interpreters queue", "ours", ours),
         std,
-        Timed(case, op, "threading queue.Queue", "threads", threads, **kw),
-        Timed(
-            case,
-            op,
-            "multiprocessing Queue",
-            "procs",
-            procs,
-            note="to a process",
-            unit="items/s",
-            inner=proc_items,
-        ),
+        t("threading queue.Queue", "threads", threads),
+        t("multiprocessing Queue", "procs", procs, note="to a process", inner=proc_items),
     ]
 
 
@@ -696,6 +626,7 @@ def _time_func(t: Timed) -> Callable[[int], float]:
         run = _live.get(t.name)
         if run is None:  # set up at the first call, in the worker: not timed
             run = _live[t.name] = make()
+            run(1)  # first-use costs (imports inside an interpreter, caches): not timed either
         t0 = time.perf_counter()
         run(loops)
         return time.perf_counter() - t0
