@@ -29,7 +29,7 @@ SHOWN = {"console", "text", "toml", "rust", "yaml", "ini", "diff"}
 """Languages whose blocks are shown, not run (shell sessions, output, other languages)."""
 
 _FENCE = re.compile(
-    r"^(?P<indent>[ ]{0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)"
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)\n(?P<body>.*?)"
     r"^(?P=indent)(?P=fence)[ \t]*$",
     re.M | re.S,
 )
@@ -60,12 +60,15 @@ def _blocks(path: Path) -> list[Block]:
     for m in _FENCE.finditer(text):
         before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
         marker = _MARKER.search(before)
+        indent = len(m.group("indent"))
+        # A block nested in a list item: its lines carry the item's indentation.
+        body = "".join(line[indent:] for line in m.group("body").splitlines(keepends=True))
         out.append(
             Block(
                 path,
                 text.count("\n", 0, m.start()) + 1,
                 m.group("info").strip().split(" ")[0].lower(),
-                m.group("body"),
+                body,
                 marker.group("what") if marker else "",
             )
         )
