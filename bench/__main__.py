@@ -7,7 +7,8 @@
    include), ``OUT/plot.png``, and the text table with PASS/MISS per target on stdout.
 
 ``--quick`` asks pyperf for 2 worker processes of 2 values each (after its calibration run)
-and the harness for 3 rounds: a couple of minutes on 2 cores, rough figures. Without it,
+and the harness for 3 rounds: rough figures, about a minute of CPU (8 minutes of wall time
+on 2 cores that other work kept busy, load average 12-15, on 2026-12-07). Without it,
 pyperf's defaults (20 processes of 3 values) make a full run long; pyperf's own options go
 after ``--`` (``-- --fast``, ``-- --rigorous``, ``-- -p 6``). ``--compare-to`` runs pyperf's
 ``compare_to`` against an earlier run. ``--publish`` copies a full run's report, Markdown and
@@ -115,7 +116,7 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
         description="Benchmark subinterp_rs against the stdlib, threads and processes.",
         epilog="Options after -- go to pyperf (python -m bench.timed --help lists them).",
     )
-    parser.add_argument("--quick", action="store_true", help="rough figures in a few minutes")
+    parser.add_argument("--quick", action="store_true", help="rough figures, quickly")
     parser.add_argument(
         "--cases", nargs="+", metavar="CASE", help=f"cases to run (default all): {' '.join(CASES)}"
     )
