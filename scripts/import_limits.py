@@ -92,7 +92,7 @@ import subinterp_rs._preimport
 from subinterp_rs import ExecutionFailed, InterpreterConfig, Subinterpreter
 module, config, order, preimport, *accel = sys.argv[1:]
 if preimport == "no":
-    subinterp_rs._preimport._done = True  # measure CPython itself, without the package's fix
+    subinterp_rs._preimport._done = subinterp_rs._preimport._done_legacy = True  # no fix
 cfg = InterpreterConfig.legacy() if config == "legacy" else InterpreterConfig.isolated()
 pair = [Subinterpreter.create(cfg), Subinterpreter.create(cfg)]
 results = []

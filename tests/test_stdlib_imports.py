@@ -49,16 +49,17 @@ def extension_modules() -> list[str]:
     return sorted(names)
 
 
-# Imports `module` in two isolated interpreters (either may refuse it with ImportError: an
-# extension module without multi-interpreter support) and closes them, first-made first; then
-# the same with a new pair closed the other way round; then imports it in main. Prints what
-# each import did and OK; a crash is a dead child.
+# Imports `module` in two interpreters of `config` (an isolated one may refuse it with
+# ImportError: an extension module without multi-interpreter support) and closes them,
+# first-made first; then the same with a new pair closed the other way round; then imports it
+# in main. Prints what each import did and OK; a crash is a dead child.
 CHILD = """
 import importlib, sys
-from subinterp_rs import ExecutionFailed, Subinterpreter
-module = sys.argv[1]
+from subinterp_rs import ExecutionFailed, InterpreterConfig, Subinterpreter
+module, config = sys.argv[1], sys.argv[2]
+cfg = InterpreterConfig.legacy() if config == "legacy" else InterpreterConfig.isolated()
 for order in ("ab", "ba"):
-    a, b = Subinterpreter.create(), Subinterpreter.create()
+    a, b = Subinterpreter.create(cfg), Subinterpreter.create(cfg)
     for si in (a, b):
         try:
             si.exec(f"import {module}")
@@ -79,7 +80,13 @@ print("OK")
 
 @pytest.mark.parametrize("module", extension_modules() + list(PUBLIC))
 def test_two_isolated_interpreters_both_orders_then_main(module: str) -> None:
-    assert_ok(CHILD, args=(module,))
+    assert_ok(CHILD, args=(module, "isolated"))
+
+
+@pytest.mark.parametrize("module", extension_modules())
+def test_two_legacy_interpreters_both_orders_then_main(module: str) -> None:
+    # Legacy interpreters load single-phase modules, which crashed 3.12 (_ctypes, _tkinter...).
+    assert_ok(CHILD, args=(module, "legacy"))
 
 
 def test_datetime_in_executor_workers() -> None:

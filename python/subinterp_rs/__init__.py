@@ -216,7 +216,7 @@ class Subinterpreter:
             config = InterpreterConfig()
         elif not isinstance(config, InterpreterConfig):
             raise TypeError(f"config must be an InterpreterConfig, got {type(config).__name__}")
-        import_in_main_first()
+        import_in_main_first(legacy=not config.check_multi_interp_extensions)
         id = _native.create(*config._args(), _native.WHENCE_CAPI)
         try:
             guard_new_interpreter(id, isolated=config.check_multi_interp_extensions)

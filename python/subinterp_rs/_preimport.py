@@ -30,6 +30,13 @@ and the smallest set of imports in main that makes all of them pass:
   ``zoneinfo``, ``calendar``, ``sqlite3``, ``tomllib``, ``plistlib``, ``mailbox``, ...
 - 3.14, 3.15: none.
 
+Interpreters that load single-phase extension modules (a config with
+``check_multi_interp_extensions=False``, as ``InterpreterConfig.legacy()``) crash 3.12 with
+more: a single-phase module keeps a copy of its first importer's module dict, which is gone
+once that interpreter is closed. Before the first such interpreter, main also imports the
+stdlib's single-phase modules of 3.12 that crash that way (``--crash-scan --config legacy``):
+``_ctypes``, ``_tkinter``, ``_testcapi``, ``_testbuffer`` (and ``_testsinglephase``, above).
+
 A module missing from this Python (say ``_decimal`` in a build without it) is skipped: it is
 missing inside every interpreter too.
 
@@ -47,13 +54,25 @@ import sys
 
 from . import _native
 
-__all__ = ["FIRST_IN_MAIN", "REFUSED_IN_ISOLATED", "guard_new_interpreter", "import_in_main_first"]
+__all__ = [
+    "FIRST_IN_MAIN",
+    "FIRST_IN_MAIN_LEGACY",
+    "REFUSED_IN_ISOLATED",
+    "guard_new_interpreter",
+    "import_in_main_first",
+]
 
 FIRST_IN_MAIN: dict[tuple[int, int], tuple[str, ...]] = {
     (3, 12): ("_datetime", "_decimal", "_zoneinfo", "_asyncio", "hashlib", "_testsinglephase"),
     (3, 13): ("_datetime", "_zoneinfo"),
 }
 """Per ``sys.version_info[:2]``: the modules main imports before the first subinterpreter."""
+
+FIRST_IN_MAIN_LEGACY: dict[tuple[int, int], tuple[str, ...]] = {
+    (3, 12): ("_ctypes", "_tkinter", "_testcapi", "_testbuffer"),
+}
+"""Per ``sys.version_info[:2]``: the modules main imports before the first subinterpreter that
+loads single-phase extension modules (``check_multi_interp_extensions=False``)."""
 
 REFUSED_IN_ISOLATED: dict[tuple[int, int], dict[str, str]] = {
     (3, 12): {
@@ -66,8 +85,10 @@ REFUSED_IN_ISOLATED: dict[tuple[int, int], dict[str, str]] = {
 
 _VERSION = (sys.version_info[0], sys.version_info[1])
 _MODULES = FIRST_IN_MAIN.get(_VERSION, ())
+_LEGACY_MODULES = FIRST_IN_MAIN_LEGACY.get(_VERSION, ())
 _REFUSED = REFUSED_IN_ISOLATED.get(_VERSION, {})
 _done = not _MODULES
+_done_legacy = not _LEGACY_MODULES
 
 # Run in a new isolated interpreter: a meta path finder that refuses _REFUSED's modules.
 _GUARD = """
@@ -89,20 +110,29 @@ del _RefusedInIsolated, sys
 """
 
 
-def import_in_main_first() -> None:
-    """Import this Python's :data:`FIRST_IN_MAIN` modules, once, if called in the main
-    interpreter (in a subinterpreter it does nothing: that one was created by main, which did
-    it already). Cheap after the first call."""
-    global _done
-    if _done:
+def import_in_main_first(*, legacy: bool = False) -> None:
+    """Import this Python's :data:`FIRST_IN_MAIN` modules (and, for an interpreter that loads
+    single-phase extension modules, ``legacy``, its :data:`FIRST_IN_MAIN_LEGACY` ones), once,
+    if called in the main interpreter (in a subinterpreter it does nothing: that one was
+    created by main, which did it already). Cheap after the first call."""
+    global _done, _done_legacy
+    if _done and (_done_legacy or not legacy):
         return
     if _native.get_current()[0] != 0:
         return
-    for name in _MODULES:
+    if not _done:
+        _import_all(_MODULES)
+        _done = True
+    if legacy and not _done_legacy:
+        _import_all(_LEGACY_MODULES)
+        _done_legacy = True
+
+
+def _import_all(names: tuple[str, ...]) -> None:
+    for name in names:
         # Not built on this Python: no interpreter can import it.
         with contextlib.suppress(ImportError):
             __import__(name)
-    _done = True
 
 
 def guard_new_interpreter(id: int, *, isolated: bool) -> None:
