@@ -328,8 +328,10 @@ def main() -> int:
         for path in args.merge:
             with open(path) as f:
                 data = json.load(f)
-            runs[data["python"]] = data["results"]
-            versions[data["python"]] = data["version"].split()[0]
+            # Keyed by the full version: 3.13.0 and the newest 3.13 are two columns.
+            key = data["version"].split()[0] + ("d" if data["python"].endswith("d") else "")
+            runs[key] = data["results"]
+            versions[key] = key
         print(compact(runs, versions) if args.compact else table(runs))
         return 0
     results = measure(args.timeout)
