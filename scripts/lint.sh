@@ -19,7 +19,7 @@ check() {
 }
 
 check "cargo fmt --check" cargo fmt --all --check
-check "cargo clippy" cargo clippy --all-targets -- -D warnings
+check "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 check "ruff check" ruff check "${PY_DIRS[@]}"
 check "ruff format --check" ruff format --check "${PY_DIRS[@]}"
 check "mypy --strict" python -m mypy --strict "${PY_DIRS[@]}"

@@ -138,7 +138,7 @@ make_venv() {
 
 develop() { (cd "$TOP" && maturin develop --release); }
 
-cargo_test() { (cd "$TOP" && timeout --foreground -k 30 "$LEG_TIMEOUT" cargo test); }
+cargo_test() { (cd "$TOP" && timeout --foreground -k 30 "$LEG_TIMEOUT" cargo test --workspace); }
 
 pytest_run() {
     local rc=0

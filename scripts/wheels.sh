@@ -17,7 +17,7 @@
 #   3. scripts/wheel_smoke.py runs with the venv's Python from that temporary directory: it
 #      asserts the package is the one in the venv's site-packages, then creates, calls,
 #      passes queues both ways, runs the executor and closes (exit status 0 = passed).
-# The sdist (`maturin sdist`) is checked (Cargo.lock, build.rs, src/, python/, README,
+# The sdist (`maturin sdist`) is checked (Cargo.lock, build.rs, src/, crates/, python/, README,
 # pyproject; no build output, venvs or compiled files, no bench/ or docs/; small), copied to
 # dist/, then `pip install`ed into a fresh 3.12 venv -- which compiles it with maturin from
 # PyPI as the PEP 517 backend (cargo target dir target/wheels/sdist-cargo, kept between
@@ -156,7 +156,7 @@ leg_inner() {
 # check_sdist SDIST: what the sdist holds, against `git ls-files` where there is git.
 check_sdist() {
     local tracked=
-    tracked=$(git -C "$TOP" ls-files -- src python Cargo.toml Cargo.lock build.rs pyproject.toml \
+    tracked=$(git -C "$TOP" ls-files -- src crates python Cargo.toml Cargo.lock build.rs pyproject.toml \
         README.md 2>/dev/null) || tracked=
     "$PYO3_PYTHON" - "$1" "$tracked" <<'EOF'
 import os, sys, tarfile
@@ -167,7 +167,8 @@ with tarfile.open(path) as t:
 top = members[0].split("/", 1)[0]
 files = {m.split("/", 1)[1] for m in members if "/" in m}
 need = {"Cargo.toml", "Cargo.lock", "build.rs", "pyproject.toml", "README.md", "PKG-INFO",
-        "src/lib.rs", "python/subinterp_rs/__init__.py", "python/subinterp_rs/py.typed",
+        "src/lib.rs", "crates/subinterp-python/Cargo.toml", "crates/subinterp-python/build.rs",
+        "crates/subinterp-python/src/lib.rs", "python/subinterp_rs/__init__.py", "python/subinterp_rs/py.typed",
         "python/subinterp_rs/_native.pyi"}
 problems = [f"{n} missing" for n in sorted((need | set(tracked)) - files)]
 bad_dirs = {"target", "dist", "__pycache__", ".git", ".mypy_cache", ".ruff_cache",
@@ -188,7 +189,7 @@ if size > 1024 * 1024:
 if problems:
     sys.exit("sdist check failed: " + "; ".join(problems))
 print(f"sdist check: {len(files)} files under {top}/, {size // 1024} KiB; Cargo.lock, build.rs, "
-      f"src/, python/ present; no build output")
+      f"src/, crates/, python/ present; no build output")
 EOF
 }
 

@@ -134,7 +134,7 @@ pub unsafe fn look_up_id(id: i64) -> Option<*mut PyInterpreterState> {
     } else {
         // SAFETY: Head/Next/GetID read runtime fields and need no GIL. Walking the list
         // without the HEAD lock races only with concurrent creation or destruction, which our
-        // own registry serialises for the interpreters we own.
+        // owner (a binding's registry) must serialise with closes.
         unsafe {
             let mut interp = pyo3_ffi::PyInterpreterState_Head();
             while !interp.is_null() {

@@ -37,6 +37,9 @@ pub struct Subinterpreter {
     /// 3.12 only: the thread state `Py_NewInterpreterFromConfig` made, kept (unused) until
     /// destruction, and the OS thread it belongs to.
     creation: Option<(NonNull<PyThreadState>, ThreadId)>,
+    /// Whether [`disarm`](Self::disarm) gave up ownership (so [`rearm`](Self::rearm) may take
+    /// it back).
+    disarmed: bool,
 }
 
 // SAFETY: the handle holds plain pointers into CPython's runtime. Every use of them goes through
@@ -54,6 +57,7 @@ impl Default for Subinterpreter {
             istate: ptr::null_mut(),
             owned: false,
             creation: None,
+            disarmed: false,
         }
     }
 }
@@ -138,6 +142,7 @@ impl Subinterpreter {
                 istate,
                 owned: true,
                 creation,
+                disarmed: false,
             })
         }
     }
@@ -182,6 +187,7 @@ impl Subinterpreter {
             istate: unsafe { pyo3_ffi::PyInterpreterState_Main() },
             owned: false,
             creation: None,
+            disarmed: false,
         }
     }
 
@@ -193,6 +199,7 @@ impl Subinterpreter {
             istate: tstate::attached_interp(),
             owned: false,
             creation: None,
+            disarmed: false,
         }
     }
 
@@ -206,6 +213,7 @@ impl Subinterpreter {
             istate,
             owned: false,
             creation: None,
+            disarmed: false,
         }
     }
 
@@ -246,14 +254,19 @@ impl Subinterpreter {
     pub fn disarm(&mut self) {
         // A 3.12 creation thread state is leaked with the interpreter (kept only so that
         // `rearm` can undo this).
+        self.disarmed |= self.owned;
         self.owned = false;
     }
 
-    /// Undoes [`disarm`](Self::disarm) on a handle that owned its interpreter before: used at
-    /// process exit, where a leaked subinterpreter would make CPython 3.12 abort.
-    pub(crate) fn rearm(&mut self) {
-        if !self.istate.is_null() {
+    /// Undoes [`disarm`](Self::disarm) on a handle that owned its interpreter before: for
+    /// process exit, where a leaked subinterpreter would make CPython 3.12 abort. A handle that
+    /// never owned one (from [`main`](Self::main), [`current`](Self::current) or
+    /// [`from_raw`](Self::from_raw)) stays non-owning: its interpreter is not its to end.
+    /// Needs no GIL.
+    pub fn rearm(&mut self) {
+        if self.disarmed && !self.istate.is_null() {
             self.owned = true;
+            self.disarmed = false;
         }
     }
 
@@ -307,7 +320,11 @@ impl Subinterpreter {
 
     /// [`try_close`](Self::try_close) that refuses ([`Error::ThreadsAlive`]) instead of joining
     /// `threading` threads that still run: for process exit, which must not wait forever.
-    pub(crate) fn try_close_without_joining(&mut self) -> Result<(), Error> {
+    ///
+    /// # Errors
+    /// As [`try_close`](Self::try_close); running non-daemon threads count as
+    /// [`Error::ThreadsAlive`] too.
+    pub fn try_close_without_joining(&mut self) -> Result<(), Error> {
         self.close_impl(|_| {}, false)
     }
 
@@ -374,6 +391,7 @@ impl Subinterpreter {
         self.istate = ptr::null_mut();
         self.owned = false;
         self.creation = None;
+        self.disarmed = false;
         Ok(())
     }
 }

@@ -10,9 +10,9 @@
 //! | `scoped_subinterpreter` | [`ScopedSubinterpreter`] |
 //! | `PyInterpreterConfig` | [`Config`] |
 //!
-//! The crate is also the Python extension `subinterp_rs._native` (feature `extension-module`,
-//! on by default): one pyo3-ffi multi-phase module that every interpreter, main or isolated
-//! subinterpreter, imports with its own module state.
+//! It depends on `pyo3-ffi` (and `libc`) only, and knows nothing of any Python package: the
+//! Python package `subinterp-rs` binds it in a crate of its own (`crates/subinterp-python` in
+//! the repository), which another extension author can read as a worked example.
 //!
 //! ## Thread states and the GIL
 //!
@@ -38,15 +38,12 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`interp`], [`scope`], [`config`], [`error`] | the core: owning handles, activation guards, configs, errors |
-//! | [`registry`], [`run`] | the process-wide table of our interpreters, and running code in one from any thread |
-//! | [`xi`], [`buffer`], [`queue`], [`excinfo`] | what crosses: values, shared buffers, queues, uncaught exceptions |
-//! | [`owned`], [`pyutil`], [`ffi_ext`] | raw C-API helpers: owned references, small wrappers, private CPython entry points |
+//! | [`interp`], [`scope`], [`config`], [`error`] | owning handles, activation guards, configs, errors |
+//! | [`tstate`], [`owned`], [`ffi_ext`] | raw C-API helpers: the calling thread's thread state, owned references, private CPython entry points |
 //!
 //! ## Use from another PyO3 extension
 //!
-//! Depend on `subinterp-rs` with `default-features = false`, and call the core with PyO3
-//! detached (so that PyO3's own thread-local GIL bookkeeping never sees another interpreter):
+//! Depend on `subinterp-rs`, and call the core with PyO3 detached (so that PyO3's own thread-local GIL bookkeeping never sees another interpreter):
 //!
 //! ```
 //! use pyo3::prelude::*;
@@ -65,23 +62,13 @@
 //! });
 //! ```
 
-pub mod buffer;
 pub mod config;
 pub mod error;
-pub mod excinfo;
 pub mod ffi_ext;
 pub mod interp;
 pub mod owned;
-pub mod pyutil;
-pub mod queue;
-pub mod registry;
-pub mod run;
 pub mod scope;
-mod tstate;
-pub mod xi;
-
-#[cfg(feature = "extension-module")]
-mod module;
+pub mod tstate;
 
 pub use config::{Config, ConfigError, Gil};
 pub use error::Error;

@@ -1,15 +1,17 @@
-//! Small facts about the calling thread's CPython thread state, shared by the guards.
+//! The calling OS thread's CPython thread state: which one is attached, and detaching,
+//! re-attaching or deleting it. Used by the guards, and by bindings that switch interpreters
+//! themselves.
 
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
 /// The thread state attached to this OS thread (its GIL held), or null.
-pub(crate) fn attached() -> *mut PyThreadState {
+pub fn attached() -> *mut PyThreadState {
     // SAFETY: reads a thread-local; valid with or without an attached thread state.
     unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() }
 }
 
 /// The interpreter of the thread state attached to this OS thread, or null.
-pub(crate) fn attached_interp() -> *mut PyInterpreterState {
+pub fn attached_interp() -> *mut PyInterpreterState {
     let tstate = attached();
     if tstate.is_null() {
         std::ptr::null_mut()
@@ -24,7 +26,7 @@ pub(crate) fn attached_interp() -> *mut PyInterpreterState {
 ///
 /// # Safety
 /// No borrowed object of the detached interpreter may be used until [`reattach`].
-pub(crate) unsafe fn detach() -> *mut PyThreadState {
+pub unsafe fn detach() -> *mut PyThreadState {
     if attached().is_null() {
         std::ptr::null_mut()
     } else {
@@ -37,7 +39,7 @@ pub(crate) unsafe fn detach() -> *mut PyThreadState {
 ///
 /// # Safety
 /// No thread state may be attached to this thread; `tstate` must be alive and belong to it.
-pub(crate) unsafe fn reattach(tstate: *mut PyThreadState) {
+pub unsafe fn reattach(tstate: *mut PyThreadState) {
     if !tstate.is_null() {
         // SAFETY: caller's contract. pyo3-ffi's wrapper hangs this thread instead of unwinding
         // through Rust if the runtime is finalizing (Python < 3.14 would `pthread_exit`).
@@ -49,7 +51,7 @@ pub(crate) unsafe fn reattach(tstate: *mut PyThreadState) {
 ///
 /// # Safety
 /// `tstate` must be attached to this thread.
-pub(crate) unsafe fn delete_attached(tstate: *mut PyThreadState) {
+pub unsafe fn delete_attached(tstate: *mut PyThreadState) {
     debug_assert_eq!(
         attached(),
         tstate,

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
-use crate::error::Error;
-use crate::interp::Subinterpreter;
+use subinterp_rs::Error;
+use subinterp_rs::Subinterpreter;
 
 /// `_PyInterpreterState_WHENCE_*` values (the stdlib's `_interpreters.WHENCE_*`), exported
 /// by `_native` under the same names.
@@ -309,7 +309,7 @@ pub unsafe fn begin_run(id: i64) -> Result<Run, BeginError> {
         return Ok(run);
     }
     // SAFETY: a thread state is attached (contract).
-    match unsafe { crate::ffi_ext::look_up_id(id) } {
+    match unsafe { subinterp_rs::ffi_ext::look_up_id(id) } {
         Some(istate) => Ok(Run {
             id,
             istate,
@@ -396,7 +396,7 @@ pub enum DestroyError {
 /// [`DestroyError::Closing`] if a close is in progress; [`DestroyError::Running`];
 /// [`DestroyError::BuffersInUse`] if memoryviews over its buffers live in other interpreters;
 /// [`DestroyError::Core`] for the other refusals of
-/// [`Subinterpreter::try_close`](crate::Subinterpreter::try_close);
+/// [`Subinterpreter::try_close`](subinterp_rs::Subinterpreter::try_close);
 /// [`DestroyError::ShutDown`] once the process is exiting (the exit hook closes it). On error
 /// the interpreter stays registered.
 pub fn destroy(id: i64) -> Result<(), DestroyError> {
@@ -482,16 +482,16 @@ fn close_taken(
     // Items it put in queues become unbound, and buffers it exported that were dropped
     // elsewhere are released, both under its own GIL; cached thread states go too.
     {
-        let scope = crate::scope::ScopedActivate::new(si).map_err(DestroyError::Core)?;
+        let scope = subinterp_rs::ScopedActivate::new(si).map_err(DestroyError::Core)?;
         // SAFETY: the scope holds this interpreter's GIL; the cached states are idle.
         unsafe {
             delete_idle(tstates);
-            crate::queue::unbind_interpreter(id);
-            crate::buffer::release_pending(id);
+            crate::runtime::queue::unbind_interpreter(id);
+            crate::runtime::buffer::release_pending(id);
         }
         drop(scope);
     }
-    let live = crate::buffer::live_exports(id);
+    let live = crate::runtime::buffer::live_exports(id);
     if live > 0 {
         return Err(DestroyError::BuffersInUse(live));
     }

@@ -6,14 +6,15 @@ use pyo3_ffi::{PyObject, Py_ssize_t};
 
 use super::args;
 use super::raise::{self, Exc};
-use crate::config::{Config, Gil};
-use crate::excinfo::ExcInfo;
-use crate::interp::Subinterpreter;
-use crate::owned::Owned;
-use crate::registry::{self, whence, BeginError, DestroyError};
-use crate::run::{self, Code, Outcome};
-use crate::xi::{self, Fallback, Value};
-use crate::{buffer, ffi_ext, pyutil, tstate, Error};
+use crate::runtime::excinfo::ExcInfo;
+use crate::runtime::lifecycle::{self, whence, BeginError, DestroyError};
+use crate::runtime::run::{self, Code, Outcome};
+use crate::runtime::xi::{self, Fallback, Value};
+use crate::runtime::{buffer, pyutil};
+use subinterp_rs::owned::Owned;
+use subinterp_rs::Subinterpreter;
+use subinterp_rs::{ffi_ext, tstate, Error};
+use subinterp_rs::{Config, Gil};
 
 /// A `METH_FASTCALL` module function.
 type Fast = pyo3_ffi::PyCFunctionFast;
@@ -31,7 +32,7 @@ macro_rules! fastcall {
             // held and `raw` pointing to `n` live references.
             unsafe {
                 // Buffers of this interpreter dropped elsewhere: released here and now.
-                crate::buffer::release_pending_here();
+                crate::runtime::buffer::release_pending_here();
                 let $args = args::slice(raw, n);
                 $body
             }
@@ -48,7 +49,7 @@ fn current_id() -> i64 {
 
 /// CPython's (3.13+) or our record of who created interpreter `istate`.
 unsafe fn whence_of(id: i64, istate: *mut pyo3_ffi::PyInterpreterState) -> i64 {
-    if let Some(w) = registry::whence_of(id) {
+    if let Some(w) = lifecycle::whence_of(id) {
         return w;
     }
     // SAFETY: `istate` is alive (listed under the GIL just now).
@@ -186,17 +187,17 @@ fastcall! {
         let handles = usize::from(w == whence::STDLIB);
         let saved = tstate::detach();
         // Refused before the lock too: at exit, daemon threads creating in a loop must not
-        // keep the exit hook from the lock it waits for (see `registry::shut_down`).
+        // keep the exit hook from the lock it waits for (see `lifecycle::shut_down`).
         let created = (|| {
-            if registry::is_shut_down() {
+            if lifecycle::is_shut_down() {
                 return Err(None);
             }
-            let _creating = registry::lifecycle_write();
-            if registry::is_shut_down() {
+            let _creating = lifecycle::lifecycle_write();
+            if lifecycle::is_shut_down() {
                 return Err(None); // the exit hook took the lock first
             }
             Subinterpreter::create(&cfg)
-                .map(|si| registry::register(si, w, handles))
+                .map(|si| lifecycle::register(si, w, handles))
                 .map_err(Some)
         })();
         tstate::reattach(saved);
@@ -282,13 +283,13 @@ unsafe fn all_interpreters() -> Vec<(i64, i64)> {
     // SAFETY: the GIL is held on entry and on return; it is released while waiting.
     unsafe {
         // Inside a close on this thread (a finalizer listing), the lock is ours: don't wait.
-        let patience = if registry::closing_here() {
+        let patience = if lifecycle::closing_here() {
             std::time::Duration::ZERO
         } else {
             std::time::Duration::from_secs(1)
         };
         let saved = tstate::detach();
-        let guard = registry::lifecycle_read(patience);
+        let guard = lifecycle::lifecycle_read(patience);
         tstate::reattach(saved);
         let mut all = Vec::new();
         if guard.is_some() {
@@ -300,8 +301,8 @@ unsafe fn all_interpreters() -> Vec<(i64, i64)> {
             }
         } else {
             all.push((0, whence::RUNTIME));
-            for id in registry::ids() {
-                all.push((id, registry::whence_of(id).unwrap_or(whence::CAPI)));
+            for id in lifecycle::ids() {
+                all.push((id, lifecycle::whence_of(id).unwrap_or(whence::CAPI)));
             }
         }
         drop(guard);
@@ -347,7 +348,7 @@ fastcall! {
             return raise::raise(Exc::Interpreter,
                 &format!("cannot close interpreter {id}: it is the current interpreter"));
         }
-        if id == 0 || !registry::ids().contains(&id) {
+        if id == 0 || !lifecycle::ids().contains(&id) {
             if id == 0 {
                 return raise::raise(Exc::Interpreter, "the main interpreter cannot be closed");
             }
@@ -359,7 +360,7 @@ fastcall! {
         }
         // Closing runs Python code there and may join its threads: release our GIL meanwhile.
         let saved = tstate::detach();
-        let result = registry::destroy(id);
+        let result = lifecycle::destroy(id);
         tstate::reattach(saved);
         match result {
             Ok(()) => args::none(),
@@ -435,7 +436,7 @@ fastcall! {
         if args::count(c"is_running", a, 1, 1).is_none() { return std::ptr::null_mut(); }
         let Some(id) = args::id(a[0]) else { return std::ptr::null_mut() };
         let Some(istate) = lookup(id) else { return std::ptr::null_mut() };
-        args::boolean(registry::is_running(id) || ffi_ext::is_running_main(istate))
+        args::boolean(lifecycle::is_running(id) || ffi_ext::is_running_main(istate))
     }
 }
 
@@ -444,7 +445,7 @@ fastcall! {
     fn is_owned(a) {
         if args::count(c"is_owned", a, 1, 1).is_none() { return std::ptr::null_mut(); }
         let Some(id) = args::id(a[0]) else { return std::ptr::null_mut() };
-        args::boolean(registry::is_owned(id))
+        args::boolean(lifecycle::is_owned(id))
     }
 }
 
@@ -453,7 +454,7 @@ fastcall! {
     fn disarm(a) {
         if args::count(c"disarm", a, 1, 1).is_none() { return std::ptr::null_mut(); }
         let Some(id) = args::id(a[0]) else { return std::ptr::null_mut() };
-        match registry::disarm(id) {
+        match lifecycle::disarm(id) {
             Ok(()) => args::none(),
             Err(e) => { let (kind, msg) = destroy_message(id, &e); raise::raise(kind, &msg) }
         }
@@ -466,7 +467,7 @@ fastcall! {
         if args::count(c"incref", a, 1, 1).is_none() { return std::ptr::null_mut(); }
         let Some(id) = args::id(a[0]) else { return std::ptr::null_mut() };
         if lookup(id).is_none() { return std::ptr::null_mut(); }
-        registry::incref(id);
+        lifecycle::incref(id);
         args::none()
     }
 }
@@ -476,13 +477,13 @@ fastcall! {
     fn decref(a) {
         if args::count(c"decref", a, 1, 1).is_none() { return std::ptr::null_mut(); }
         let Some(id) = args::id(a[0]) else { return std::ptr::null_mut() };
-        if registry::decref(id) && id != current_id() {
+        if lifecycle::decref(id) && id != current_id() {
             let saved = tstate::detach();
-            let result = registry::destroy(id);
+            let result = lifecycle::destroy(id);
             tstate::reattach(saved);
             if result.is_err() {
                 // Running or threads alive: close it when its current run ends, or at exit.
-                registry::close_when_idle(id);
+                lifecycle::close_when_idle(id);
             }
         }
         args::none()
@@ -597,7 +598,7 @@ fastcall! {
             return std::ptr::null_mut();
         }
         let dict = pyo3_ffi::PyInterpreterState_GetDict(pyo3_ffi::PyInterpreterState_Get());
-        if dict.is_null() || pyo3_ffi::PyDict_SetItemString(dict, crate::queue::QUEUE_TYPE_KEY.as_ptr(), a[0]) < 0 {
+        if dict.is_null() || pyo3_ffi::PyDict_SetItemString(dict, crate::runtime::queue::QUEUE_TYPE_KEY.as_ptr(), a[0]) < 0 {
             return std::ptr::null_mut();
         }
         args::none()
@@ -621,7 +622,7 @@ fastcall! {
     fn shutdown(a) {
         if args::count(c"_shutdown", a, 0, 0).is_none() { return std::ptr::null_mut(); }
         let saved = tstate::detach();
-        let alive = super::shutdown::close_all();
+        let alive = crate::runtime::guards::close_all();
         tstate::reattach(saved);
         buffer::release_pending(current_id());
         let list = pyo3_ffi::PyList_New(0);

@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 
 use pyo3_ffi::{PyObject, Py_ssize_t};
 
-use crate::owned::Owned;
+use subinterp_rs::owned::Owned;
 
 /// A new `str` from Rust text.
 ///

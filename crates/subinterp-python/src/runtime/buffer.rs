@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use pyo3_ffi::{PyObject, PyTypeObject, Py_buffer, Py_ssize_t};
 
-use crate::owned::Owned;
-use crate::tstate;
+use subinterp_rs::owned::Owned;
+use subinterp_rs::tstate;
 
 /// A `Py_buffer` exported by an object of interpreter `owner`, with owned copies of its
 /// format, shape and strides.

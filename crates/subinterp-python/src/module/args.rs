@@ -49,7 +49,7 @@ pub unsafe fn set_error(exc: *mut PyObject, msg: &str) {
     // SAFETY: the GIL is held; the message is copied by CPython.
     unsafe {
         // On failure MemoryError is already set.
-        if let Some(m) = crate::pyutil::new_str(msg) {
+        if let Some(m) = crate::runtime::pyutil::new_str(msg) {
             pyo3_ffi::PyErr_SetObject(exc, m.as_ptr());
         }
     }
@@ -67,7 +67,7 @@ pub unsafe fn int(obj: *mut PyObject, what: &str) -> Option<i64> {
                 pyo3_ffi::PyExc_TypeError,
                 &format!(
                     "{what} must be an int, not {}",
-                    crate::pyutil::type_name(obj)
+                    crate::runtime::pyutil::type_name(obj)
                 ),
             );
             return None;

@@ -4,8 +4,8 @@ use std::ffi::CStr;
 
 use pyo3_ffi::PyObject;
 
-use crate::excinfo::ExcInfo;
-use crate::pyutil;
+use crate::runtime::excinfo::ExcInfo;
+use crate::runtime::pyutil;
 
 /// The exception classes of `subinterp_rs._errors`.
 #[derive(Clone, Copy, Debug)]
@@ -49,7 +49,7 @@ impl Exc {
     ///
     /// # Safety
     /// The GIL is held.
-    unsafe fn class(self) -> Option<crate::owned::Owned> {
+    unsafe fn class(self) -> Option<subinterp_rs::owned::Owned> {
         let (key, name) = self.names();
         // SAFETY: the GIL is held.
         unsafe { pyutil::cached_attr(key, c"subinterp_rs._errors", name) }

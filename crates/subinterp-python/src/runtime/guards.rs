@@ -1,7 +1,7 @@
 //! Closing every owned interpreter before the runtime finalizes (registered with `atexit`).
 //!
 //! From the start of the hook no interpreter of ours can be created, entered or closed by
-//! anyone else ([`registry::shut_down`]). Idle interpreters are closed at once. Every thread
+//! anyone else ([`lifecycle::shut_down`]). Idle interpreters are closed at once. Every thread
 //! inside one of ours (the daemon thread running it, since `threading` joined the others
 //! already, and the threads it started) gets `SystemExit`, blocked queue operations inside
 //! subinterpreters are woken to raise it, and the interpreters get a moment to unwind before
@@ -11,10 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::owned::Owned;
-use crate::pyutil;
-use crate::registry;
-use crate::scope::ScopedActivate;
+use crate::runtime::lifecycle;
+use crate::runtime::pyutil;
+use subinterp_rs::owned::Owned;
+use subinterp_rs::ScopedActivate;
 
 /// How long a running interpreter gets to unwind after `SystemExit` is injected.
 const GRACE: Duration = Duration::from_secs(2);
@@ -24,29 +24,29 @@ const GRACE: Duration = Duration::from_secs(2);
 /// not stop). Called with no GIL held.
 pub fn close_all() -> Vec<i64> {
     // Daemon threads go on after this hook: they must not make or enter interpreters again.
-    registry::shut_down();
-    crate::queue::wake_all();
-    for id in registry::ids() {
-        registry::rearm(id);
+    lifecycle::shut_down();
+    crate::runtime::queue::wake_all();
+    for id in lifecycle::ids() {
+        lifecycle::rearm(id);
     }
-    let running = registry::running_threads();
+    let running = lifecycle::running_threads();
     // Not those a close (begun before the hook) is finalizing: the loop below waits for them.
-    for id in registry::not_closing() {
+    for id in lifecycle::not_closing() {
         let runner = running.iter().find(|&&(r, _)| r == id).map(|&(_, t)| t);
         stop_threads(id, runner);
     }
     let deadline = Instant::now() + GRACE;
     loop {
         let mut pending = false;
-        for id in registry::ids() {
-            match registry::destroy_at_exit(id) {
+        for id in lifecycle::ids() {
+            match lifecycle::destroy_at_exit(id) {
                 Ok(())
-                | Err(registry::DestroyError::NotFound | registry::DestroyError::Disarmed) => {}
-                Err(registry::DestroyError::BuffersInUse(_)) => {
+                | Err(lifecycle::DestroyError::NotFound | lifecycle::DestroyError::Disarmed) => {}
+                Err(lifecycle::DestroyError::BuffersInUse(_)) => {
                     // Memoryviews of its memory live on in other interpreters until they
                     // finalize: leave those exports unreleased and close it now.
-                    crate::buffer::abandon(id);
-                    pending |= registry::destroy_at_exit(id).is_err();
+                    crate::runtime::buffer::abandon(id);
+                    pending |= lifecycle::destroy_at_exit(id).is_err();
                 }
                 Err(_) => pending = true,
             }
@@ -56,7 +56,7 @@ pub fn close_all() -> Vec<i64> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    registry::ids()
+    lifecycle::ids()
 }
 
 /// Raises `SystemExit` in every thread inside interpreter `id`: `runner`, the thread running
@@ -65,15 +65,15 @@ fn stop_threads(id: i64, runner: Option<u64>) {
     // SAFETY: no GIL is held (contract of close_all). After `shut_down` only this thread
     // destroys our interpreters, so the one looked up stays alive while we use it.
     unsafe {
-        let main = crate::Subinterpreter::main();
+        let main = subinterp_rs::Subinterpreter::main();
         let Ok(scope) = ScopedActivate::new(&main) else {
             return;
         };
-        let Some(istate) = crate::ffi_ext::look_up_id(id) else {
+        let Some(istate) = subinterp_rs::ffi_ext::look_up_id(id) else {
             return;
         };
         drop(scope);
-        let view = crate::Subinterpreter::from_raw(istate);
+        let view = subinterp_rs::Subinterpreter::from_raw(istate);
         let Ok(scope) = ScopedActivate::new(&view) else {
             return;
         };

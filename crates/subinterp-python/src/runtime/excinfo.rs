@@ -2,8 +2,8 @@
 
 use pyo3_ffi::PyObject;
 
-use crate::owned::Owned;
-use crate::pyutil;
+use crate::runtime::pyutil;
+use subinterp_rs::owned::Owned;
 
 /// What the stdlib's `ExecutionFailed.excinfo` carries: the exception type's names, its
 /// message, `formatted` (`"ValueError: bad"`) and `errdisplay` (the full traceback display,

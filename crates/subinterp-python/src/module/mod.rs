@@ -9,7 +9,6 @@ mod args;
 mod interp_fns;
 mod queue_fns;
 mod raise;
-mod shutdown;
 
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -17,8 +16,8 @@ use std::sync::OnceLock;
 
 use pyo3_ffi::{PyMethodDef, PyMethodDefPointer, PyModuleDef, PyModuleDef_Slot, PyObject};
 
-use crate::queue::{UNBOUND_ERROR, UNBOUND_REMOVE, UNBOUND_REPLACE};
-use crate::registry::whence;
+use crate::runtime::lifecycle::whence;
+use crate::runtime::queue::{UNBOUND_ERROR, UNBOUND_REMOVE, UNBOUND_REPLACE};
 
 /// The method table, built once (CPython keeps pointers into it for the process lifetime).
 fn methods() -> *mut PyMethodDef {

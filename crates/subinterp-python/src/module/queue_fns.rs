@@ -5,8 +5,8 @@ use pyo3_ffi::{PyObject, Py_ssize_t};
 use super::args;
 use super::interp_fns::fastcall;
 use super::raise::{self, Exc};
-use crate::queue::{self, Got, QueueError};
-use crate::xi::{self, Fallback};
+use crate::runtime::queue::{self, Got, QueueError};
+use crate::runtime::xi::{self, Fallback};
 
 /// A `METH_FASTCALL` module function.
 type Fast = pyo3_ffi::PyCFunctionFast;

@@ -6,12 +6,13 @@ use std::ffi::CString;
 
 use pyo3_ffi::PyObject;
 
-use crate::excinfo::ExcInfo;
-use crate::owned::Owned;
-use crate::registry::{self, BeginError};
-use crate::tstate;
-use crate::xi::{self, Fallback, Value};
-use crate::{buffer, ffi_ext, pyutil};
+use crate::runtime::excinfo::ExcInfo;
+use crate::runtime::lifecycle::{self, BeginError};
+use crate::runtime::xi::{self, Fallback, Value};
+use crate::runtime::{buffer, pyutil};
+use subinterp_rs::ffi_ext;
+use subinterp_rs::owned::Owned;
+use subinterp_rs::tstate;
 
 /// What happened inside: plain data, so it can leave the interpreter it was made in.
 pub enum Outcome<T> {
@@ -30,7 +31,7 @@ pub enum Outcome<T> {
 /// While `work` runs, the interpreter is marked as running its `__main__` (as the stdlib's
 /// `exec` does), so it cannot be closed or entered by another run. If its last PEP 734
 /// handle went meanwhile, it is closed when `work` returns. Once the process is exiting
-/// ([`registry::shut_down`]), a thread other than the exiting one does not return from here:
+/// ([`lifecycle::shut_down`]), a thread other than the exiting one does not return from here:
 /// after `work` it parks for good, as daemon threads do when the runtime finalizes.
 ///
 /// # Errors
@@ -44,9 +45,9 @@ pub enum Outcome<T> {
 /// caller's interpreter is used inside `work`.
 pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, BeginError> {
     // SAFETY: a thread state is attached (contract).
-    let run = unsafe { registry::begin_run(id) }?;
+    let run = unsafe { lifecycle::begin_run(id) }?;
     if run.istate == tstate::attached_interp() {
-        registry::end_run(&run, None);
+        lifecycle::end_run(&run, None);
         return Err(BeginError::Running);
     }
     // Only cache thread states on threads that already have a GIL-state thread state, so a
@@ -70,7 +71,7 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
         pyo3_ffi::PyEval_RestoreThread(ts);
         buffer::release_pending(id);
         if run.ours {
-            registry::delete_idle(&registry::take_orphans(id));
+            lifecycle::delete_idle(&lifecycle::take_orphans(id));
         }
         let entered = ffi_ext::set_running_main(run.istate);
         let out = if entered {
@@ -80,8 +81,8 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
         } else {
             None
         };
-        if registry::is_shut_down()
-            && !registry::is_exit_thread()
+        if lifecycle::is_shut_down()
+            && !lifecycle::is_exit_thread()
             && pyo3_ffi::PyThreadState_GetInterpreter(saved) == pyo3_ffi::PyInterpreterState_Main()
         {
             // The process is exiting and the exit hook closes this interpreter: this thread
@@ -91,7 +92,7 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
             // Its thread state goes first, deleted by its own thread: attaching it made it
             // this thread's GIL-state binding (3.14+), which only this thread may undo.
             tstate::delete_attached(ts);
-            registry::end_run(&run, None);
+            lifecycle::end_run(&run, None);
             park_forever();
         }
         if cacheable {
@@ -100,11 +101,11 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
             tstate::delete_attached(ts);
         }
         pyo3_ffi::PyEval_RestoreThread(saved);
-        let close_now = registry::end_run(&run, cacheable.then_some(ts));
+        let close_now = lifecycle::end_run(&run, cacheable.then_some(ts));
         if close_now {
             // Closing waits for the lifecycle lock: never while holding a GIL.
             let caller = tstate::detach();
-            let _ = registry::destroy(id);
+            let _ = lifecycle::destroy(id);
             tstate::reattach(caller);
         }
         out.ok_or(BeginError::Running)

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use pyo3_ffi::PyObject;
 
-use crate::buffer::SharedBuffer;
-use crate::owned::Owned;
-use crate::pyutil;
-use crate::queue::QueueRef;
+use crate::runtime::buffer::SharedBuffer;
+use crate::runtime::pyutil;
+use crate::runtime::queue::QueueRef;
+use subinterp_rs::owned::Owned;
 
 /// An interpreter-neutral value: plain Rust data, no Python object.
 ///
@@ -157,7 +157,7 @@ unsafe fn shareable(obj: *mut PyObject, depth: usize) -> Option<Value> {
         if pyo3_ffi::PyMemoryView_Check(obj) != 0 {
             return SharedBuffer::export(obj).map(Value::Buffer);
         }
-        crate::queue::queue_ref_of(obj).map(Value::Queue)
+        crate::runtime::queue::queue_ref_of(obj).map(Value::Queue)
     }
 }
 
@@ -332,7 +332,7 @@ pub unsafe fn from_value(value: &Value) -> Option<Owned> {
                 Some(tuple)
             }
             Value::Buffer(shared) => SharedBuffer::to_memoryview(shared),
-            Value::Queue(q) => crate::queue::queue_object(q),
+            Value::Queue(q) => crate::runtime::queue::queue_object(q),
             Value::Ref { module, qualname } => resolve(module, qualname),
             Value::Pickled(data) => {
                 let loads = pyutil::cached_attr(

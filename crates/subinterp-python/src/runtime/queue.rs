@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use pyo3_ffi::PyObject;
 
-use crate::owned::Owned;
-use crate::pyutil;
-use crate::xi::Value;
+use crate::runtime::pyutil;
+use crate::runtime::xi::Value;
+use subinterp_rs::owned::Owned;
 
 /// `UNBOUND_REMOVE`: the item disappears with its interpreter.
 pub const UNBOUND_REMOVE: i32 = 1;
@@ -121,7 +121,7 @@ pub fn bind(id: i64) -> Result<(), QueueError> {
 
 /// Drops a handle reference; the last one frees the queue and its items. Needs no GIL: a
 /// buffer among the items is released at once if its interpreter is current here, else
-/// queued for it (see [`SharedBuffer`](crate::buffer::SharedBuffer)).
+/// queued for it (see [`SharedBuffer`](crate::runtime::buffer::SharedBuffer)).
 ///
 /// # Errors
 /// [`QueueError::NotFound`] if no queue has that id.
@@ -308,19 +308,19 @@ unsafe fn wait_until<'a>(
     }
 }
 
-/// At process exit ([`crate::registry::shut_down`]), a blocked queue operation inside a
+/// At process exit ([`crate::runtime::lifecycle::shut_down`]), a blocked queue operation inside a
 /// subinterpreter raises `SystemExit` so that the interpreter can unwind and be closed. Returns
 /// whether it did (the error is then set). Main's own waits are left alone.
 ///
 /// # Safety
 /// The GIL of the attached thread state is held.
 unsafe fn stopped_at_exit() -> bool {
-    if !crate::registry::is_shut_down() {
+    if !crate::runtime::lifecycle::is_shut_down() {
         return false;
     }
     // SAFETY: the GIL is held (contract).
     unsafe {
-        if crate::tstate::attached_interp() == pyo3_ffi::PyInterpreterState_Main() {
+        if subinterp_rs::tstate::attached_interp() == pyo3_ffi::PyInterpreterState_Main() {
             return false;
         }
         pyo3_ffi::PyErr_SetNone(pyo3_ffi::PyExc_SystemExit);

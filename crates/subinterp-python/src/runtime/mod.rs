@@ -1,0 +1,10 @@
+//! The package runtime: what the module functions call. Private to this crate.
+
+pub mod buffer;
+pub mod excinfo;
+pub mod guards;
+pub mod lifecycle;
+pub mod pyutil;
+pub mod queue;
+pub mod run;
+pub mod xi;
