@@ -1,8 +1,9 @@
 """The native module: one pyo3-ffi multi-phase module imported by every interpreter.
 
-Functions only, keyed by integer ids (like CPython's ``_interpreters``/``_interpqueues``); the
-Python classes in ``subinterp_rs`` and ``subinterp_rs.interpreters`` wrap them. Every function
-may be called from any interpreter (main or subinterpreter) and any thread.
+Functions only, keyed by integer ids (like CPython's ``_interpreters``/``_interpqueues``); only
+``subinterp_rs._native_api`` calls them, by keyword, and the package's classes wrap that. Every
+function takes its arguments positionally or by keyword (the names below), and may be called
+from any interpreter (main or subinterpreter) and any thread.
 
 Errors: ``InterpreterNotFoundError`` for an unknown id, ``InterpreterError`` for a refused
 operation, ``ExecutionFailed`` for an exception raised inside, ``NotShareableError`` for a value
@@ -39,7 +40,6 @@ def create(
     check_multi_interp_extensions: bool,
     gil: str,
     whence: int,
-    /,
 ) -> int:
     """Create an interpreter owned by the process-wide registry; return its id.
 
@@ -51,7 +51,7 @@ def create(
     Invalid combinations raise ``ValueError`` before CPython sees them.
     """
 
-def destroy(id: int, /) -> None:
+def destroy(id: int) -> None:
     """Close an interpreter the registry owns.
 
     ``InterpreterNotFoundError`` if it does not exist, ``InterpreterError`` if it is main, the
@@ -67,23 +67,23 @@ def get_current() -> tuple[int, int]:
 def get_main() -> tuple[int, int]:
     """``(id, whence)`` of the main interpreter."""
 
-def whence(id: int, /) -> int: ...
-def is_running(id: int, /) -> bool:
+def whence(id: int) -> int: ...
+def is_running(id: int) -> bool:
     """Whether the interpreter runs code (its ``__main__``) in some thread."""
 
-def is_owned(id: int, /) -> bool:
+def is_owned(id: int) -> bool:
     """Whether the registry owns it (created here, not disarmed, not closed)."""
 
-def disarm(id: int, /) -> None:
+def disarm(id: int) -> None:
     """Give up ownership on purpose: the interpreter will never be destroyed (leaked)."""
 
-def incref(id: int, /) -> None:
+def incref(id: int) -> None:
     """Take a handle reference (PEP 734 ``Interpreter`` objects that own their interpreter)."""
 
-def decref(id: int, /) -> None:
+def decref(id: int) -> None:
     """Drop a handle reference; at zero an owned, idle interpreter is destroyed."""
 
-def exec(id: int, code: str | CodeType | Callable[[], object], /) -> None:
+def exec(id: int, code: str | CodeType | Callable[[], object]) -> None:
     """Run source (or a code object) in the interpreter's ``__main__``, in this OS thread, with
     the caller's GIL released. Raises ``ExecutionFailed`` for an uncaught exception."""
 
@@ -93,7 +93,6 @@ def call(
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any] | None,
     closures: bool = False,
-    /,
 ) -> Any:
     """Call ``callable(*args, **kwargs)`` in the interpreter and return the result.
 
@@ -104,17 +103,17 @@ def call(
     an argument or the result cannot cross.
     """
 
-def set_main_attrs(id: int, ns: Mapping[str, Any], /) -> None:
+def set_main_attrs(id: int, ns: Mapping[str, Any]) -> None:
     """Bind shareable values into the interpreter's ``__main__`` (``NotShareableError`` else)."""
 
-def is_shareable(obj: object, /) -> bool:
+def is_shareable(obj: object) -> bool:
     """Whether ``obj`` crosses without pickle (None, bool, int, float, str, bytes, tuples of
     these, buffers, queues)."""
 
-def excinfo_of(exc: BaseException, /) -> ExcInfo:
+def excinfo_of(exc: BaseException) -> ExcInfo:
     """The interpreter-neutral description of an exception (as ``ExecutionFailed`` carries)."""
 
-def _register_queue_type(cls: type, /) -> None:
+def _register_queue_type(cls: type) -> None:
     """Tell this interpreter's module which class wraps queue ids (the facade's ``Queue``)."""
 
 def _private_api_missing() -> list[str]:
@@ -127,29 +126,29 @@ def _shutdown() -> list[int]:
 
 # -- queues ---------------------------------------------------------------------------------
 
-def queue_create(maxsize: int, unboundop: int, /) -> int:
+def queue_create(maxsize: int, unboundop: int) -> int:
     """A new queue with one handle reference; ``maxsize <= 0`` means unbounded."""
 
-def queue_bind(qid: int, /) -> None:
+def queue_bind(qid: int) -> None:
     """Take a handle reference (``QueueNotFoundError`` if gone)."""
 
-def queue_release(qid: int, /) -> None:
+def queue_release(qid: int) -> None:
     """Drop a handle reference; at zero the queue and its items are freed."""
 
 def queue_list_all() -> list[tuple[int, int, int]]:
     """``(qid, default unboundop, maxsize)`` of every live queue."""
 
-def queue_put(qid: int, obj: object, unboundop: int, block: bool, timeout: float | None, /) -> None:
+def queue_put(qid: int, obj: object, unboundop: int, block: bool, timeout: float | None) -> None:
     """Append an item (``unboundop`` -1 = the queue's default). Blocking waits release the GIL
     and honour ``timeout`` in seconds (``QueueFull`` after it, or at once if not ``block``)."""
 
-def queue_get(qid: int, block: bool, timeout: float | None, /) -> tuple[object, int | None]:
+def queue_get(qid: int, block: bool, timeout: float | None) -> tuple[object, int | None]:
     """Pop the next item: ``(obj, None)``, or ``(None, unboundop)`` for an item whose
     interpreter was closed (``UNBOUND_ERROR`` or ``UNBOUND_REPLACE``; the caller maps it).
     ``QueueEmpty`` when none arrives within ``timeout`` (or at once if not ``block``)."""
 
-def queue_get_maxsize(qid: int, /) -> int: ...
-def queue_get_count(qid: int, /) -> int: ...
-def queue_is_full(qid: int, /) -> bool: ...
-def queue_get_defaults(qid: int, /) -> tuple[int, int]:
+def queue_get_maxsize(qid: int) -> int: ...
+def queue_get_count(qid: int) -> int: ...
+def queue_is_full(qid: int) -> bool: ...
+def queue_get_defaults(qid: int) -> tuple[int, int]:
     """``(unboundop, fallback)`` defaults of the queue (fallback is always pickle: 1)."""

@@ -1,44 +1,102 @@
-//! Argument conversion for the module's `METH_FASTCALL` functions.
+//! Argument binding and conversion for the module's `METH_FASTCALL | METH_KEYWORDS` functions.
 
 use std::ffi::CStr;
 
 use pyo3_ffi::{PyObject, Py_ssize_t};
 
-/// The positional arguments as a slice.
+/// Binds a `METH_FASTCALL | METH_KEYWORDS` call to the parameters `names`, the first
+/// `required` of them required: each slot holds the argument given for that parameter,
+/// positionally or by keyword, or null for an optional one not given. Raises `TypeError`, with
+/// CPython's wording, for too many arguments, an unknown or repeated keyword, or a missing
+/// required argument.
 ///
 /// # Safety
-/// `args` points to `n` live references (CPython's fastcall contract).
-pub unsafe fn slice<'a>(args: *mut *mut PyObject, n: Py_ssize_t) -> &'a [*mut PyObject] {
-    if n <= 0 || args.is_null() {
-        &[]
-    } else {
-        // SAFETY: `args` points to `n` live references (caller's contract); only the pointer
-        // array is read, no Python call is made (the caller's GIL keeps the objects alive).
-        unsafe { std::slice::from_raw_parts(args, n as usize) }
+/// The GIL is held; `args` holds `nargs` positional arguments followed by one value per name
+/// in `kwnames` (a tuple of `str`, or null): CPython's vectorcall contract.
+pub unsafe fn bind<const N: usize>(
+    name: &str,
+    names: &[&CStr; N],
+    required: usize,
+    args: *const *mut PyObject,
+    nargs: Py_ssize_t,
+    kwnames: *mut PyObject,
+) -> Option<[*mut PyObject; N]> {
+    let mut slots = [std::ptr::null_mut(); N];
+    let nargs = usize::try_from(nargs).unwrap_or(0);
+    // SAFETY: the GIL is held and the argument array is CPython's (contract); only pointers
+    // are read, and every Python call made is on the borrowed key strings.
+    unsafe {
+        let nkw = if kwnames.is_null() {
+            0
+        } else {
+            usize::try_from(pyo3_ffi::PyTuple_Size(kwnames)).unwrap_or(0)
+        };
+        if nargs > N {
+            let takes = if required == N {
+                format!("{N} positional argument{}", if N == 1 { "" } else { "s" })
+            } else {
+                format!("from {required} to {N} positional arguments")
+            };
+            let given = if nargs == 1 { "was" } else { "were" };
+            set_error(
+                pyo3_ffi::PyExc_TypeError,
+                &format!("{name}() takes {takes} but {nargs} {given} given"),
+            );
+            return None;
+        }
+        for (slot, i) in slots.iter_mut().zip(0..nargs) {
+            *slot = *args.add(i);
+        }
+        for k in 0..nkw {
+            let key = pyo3_ffi::PyTuple_GetItem(kwnames, k as Py_ssize_t);
+            // Compares without allocating (keyword names are `str`, CPython checked).
+            let Some(pos) = names
+                .iter()
+                .position(|n| pyo3_ffi::PyUnicode_CompareWithASCIIString(key, n.as_ptr()) == 0)
+            else {
+                let key = crate::runtime::pyutil::display(key);
+                set_error(
+                    pyo3_ffi::PyExc_TypeError,
+                    &format!("{name}() got an unexpected keyword argument '{key}'"),
+                );
+                return None;
+            };
+            if !slots[pos].is_null() {
+                let key = names[pos].to_string_lossy();
+                set_error(
+                    pyo3_ffi::PyExc_TypeError,
+                    &format!("{name}() got multiple values for argument '{key}'"),
+                );
+                return None;
+            }
+            slots[pos] = *args.add(nargs + k);
+        }
+        if let Some(missing) = (0..required).find(|&i| slots[i].is_null()) {
+            set_error(
+                pyo3_ffi::PyExc_TypeError,
+                &format!(
+                    "{name}() missing required argument '{}' (pos {})",
+                    names[missing].to_string_lossy(),
+                    missing + 1
+                ),
+            );
+            return None;
+        }
     }
+    Some(slots)
 }
 
-/// Checks the argument count (`TypeError` like CPython's own message otherwise).
+/// An optional truth value: `default` for a parameter not given (null).
 ///
 /// # Safety
-/// The GIL is held.
-pub unsafe fn count(name: &CStr, args: &[*mut PyObject], min: usize, max: usize) -> Option<()> {
-    if (min..=max).contains(&args.len()) {
-        return Some(());
-    }
-    let name = name.to_string_lossy();
-    let expected = if min == max {
-        format!("{min}")
+/// The GIL is held; `obj` is null or alive.
+pub unsafe fn truth_or(obj: *mut PyObject, default: bool) -> Option<bool> {
+    if obj.is_null() {
+        Some(default)
     } else {
-        format!("{min} to {max}")
-    };
-    let msg = format!(
-        "{name}() takes {expected} positional argument(s) but {} were given",
-        args.len()
-    );
-    // SAFETY: the GIL is held.
-    unsafe { set_error(pyo3_ffi::PyExc_TypeError, &msg) };
-    None
+        // SAFETY: the GIL is held, `obj` is alive (contract).
+        unsafe { truth(obj) }
+    }
 }
 
 /// Sets `exc` with a Rust message.

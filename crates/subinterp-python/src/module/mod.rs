@@ -3,14 +3,18 @@
 //! It declares `Py_mod_multiple_interpreters = Py_MOD_PER_INTERPRETER_GIL_SUPPORTED`: it has
 //! no per-module Python state at all (per-interpreter caches live in each interpreter's state
 //! dict, process-wide state in Rust), so isolated interpreters can import it. Functions only,
-//! keyed by ids; the Python package wraps them in classes.
+//! keyed by ids; the Python package wraps them in classes (only `subinterp_rs._native_api`
+//! calls them, by keyword).
+//!
+//! Each function is thin: bind and convert its arguments, make one call into the runtime,
+//! convert the result (or raise the runtime's error with its message).
 
 mod args;
 mod interp_fns;
 mod queue_fns;
 mod raise;
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
 use std::sync::OnceLock;
 
@@ -18,6 +22,93 @@ use pyo3_ffi::{PyMethodDef, PyMethodDefPointer, PyModuleDef, PyModuleDef_Slot, P
 
 use crate::runtime::lifecycle::whence;
 use crate::runtime::queue::{UNBOUND_ERROR, UNBOUND_REMOVE, UNBOUND_REPLACE};
+
+/// One module function, as [`native_functions!`] declares it: what the method table needs.
+pub struct Function {
+    /// The Python name.
+    name: &'static CStr,
+    /// The `METH_FASTCALL | METH_KEYWORDS` C function.
+    meth: pyo3_ffi::PyCFunctionFastWithKeywords,
+    /// `__doc__`, starting with the text signature (`name($module, a, b=...)\n--\n\n`),
+    /// from which CPython makes `__text_signature__` (and stubtest checks the stub).
+    doc: &'static CStr,
+}
+
+/// A NUL-terminated literal as a `CStr`, at compile time.
+const fn cstr(s: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(s.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("not a NUL-terminated string without inner NULs"),
+    }
+}
+
+/// Declares module functions and their table.
+///
+/// ```text
+/// native_functions! {
+///     /// Doc (the Python `__doc__`).
+///     fn name(required, ...; optional = "python default", ...) { body }
+///     ...
+/// }
+/// ```
+///
+/// Each becomes a `METH_FASTCALL | METH_KEYWORDS` function that takes its parameters
+/// positionally or by keyword (bound by [`args::bind`]); the body sees each parameter as a
+/// borrowed `*mut PyObject` (null for an optional one not given), runs with the caller's GIL
+/// held, and returns a new reference or null with an exception set. Buffers of the calling
+/// interpreter dropped elsewhere are released first. The invocation also defines
+/// `FUNCTIONS`, the entries of the method table, with text signatures.
+macro_rules! native_functions {
+    ($(
+        $(#[doc = $doc:literal])+
+        fn $name:ident($($req:ident),* $(; $($opt:ident = $default:literal),+)?) $body:block
+    )+) => {
+        $(
+            $(#[doc = $doc])+
+            unsafe extern "C" fn $name(
+                _module: *mut pyo3_ffi::PyObject,
+                args: *const *mut pyo3_ffi::PyObject,
+                nargs: pyo3_ffi::Py_ssize_t,
+                kwnames: *mut pyo3_ffi::PyObject,
+            ) -> *mut pyo3_ffi::PyObject {
+                const NAMES: &[&std::ffi::CStr; native_functions!(@count $($req)* $($($opt)+)?)] =
+                    &[$($crate::module::cstr(concat!(stringify!($req), "\0")),)*
+                      $($($crate::module::cstr(concat!(stringify!($opt), "\0")),)+)?];
+                const REQUIRED: usize = native_functions!(@count $($req)*);
+                // SAFETY: CPython calls module functions with the calling interpreter's GIL
+                // held and a vectorcall argument array (`bind`'s contract).
+                unsafe {
+                    $crate::runtime::buffer::release_pending_here();
+                    let Some([$($req,)* $($($opt,)+)?]) = $crate::module::args::bind(
+                        stringify!($name), NAMES, REQUIRED, args, nargs, kwnames,
+                    ) else {
+                        return std::ptr::null_mut();
+                    };
+                    $body
+                }
+            }
+        )+
+
+        /// Every function declared here, for the method table.
+        pub const FUNCTIONS: &[$crate::module::Function] = &[$(
+            $crate::module::Function {
+                name: $crate::module::cstr(concat!(stringify!($name), "\0")),
+                meth: $name,
+                doc: $crate::module::cstr(concat!(
+                    stringify!($name), "($module",
+                    $(", ", stringify!($req),)*
+                    $($(", ", stringify!($opt), "=", $default,)+)?
+                    ")\n--\n\n",
+                    $($doc, "\n",)+
+                    "\0"
+                )),
+            },
+        )+];
+    };
+    (@count) => { 0 };
+    (@count $head:ident $($tail:ident)*) => { 1 + native_functions!(@count $($tail)*) };
+}
+use native_functions;
 
 /// The method table, built once (CPython keeps pointers into it for the process lifetime).
 fn methods() -> *mut PyMethodDef {
@@ -32,11 +123,13 @@ fn methods() -> *mut PyMethodDef {
         let mut defs: Vec<PyMethodDef> = interp_fns::FUNCTIONS
             .iter()
             .chain(queue_fns::FUNCTIONS)
-            .map(|&(name, f, doc)| PyMethodDef {
-                ml_name: name.as_ptr(),
-                ml_meth: PyMethodDefPointer { PyCFunctionFast: f },
-                ml_flags: pyo3_ffi::METH_FASTCALL,
-                ml_doc: doc.as_ptr(),
+            .map(|f| PyMethodDef {
+                ml_name: f.name.as_ptr(),
+                ml_meth: PyMethodDefPointer {
+                    PyCFunctionFastWithKeywords: f.meth,
+                },
+                ml_flags: pyo3_ffi::METH_FASTCALL | pyo3_ffi::METH_KEYWORDS,
+                ml_doc: f.doc.as_ptr(),
             })
             .collect();
         defs.push(PyMethodDef::zeroed());

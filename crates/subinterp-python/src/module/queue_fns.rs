@@ -1,15 +1,11 @@
 //! The queue functions of `_native`.
 
-use pyo3_ffi::{PyObject, Py_ssize_t};
+use pyo3_ffi::PyObject;
 
-use super::args;
-use super::interp_fns::fastcall;
 use super::raise::{self, Exc};
+use super::{args, native_functions};
 use crate::runtime::queue::{self, Got, QueueError};
 use crate::runtime::xi::{self, Fallback};
-
-/// A `METH_FASTCALL` module function.
-type Fast = pyo3_ffi::PyCFunctionFast;
 
 /// Raises the Python exception for a failed operation on queue `id`; returns null. The GIL is
 /// held.
@@ -29,7 +25,7 @@ unsafe fn queue_error(id: i64, e: QueueError) -> *mut PyObject {
 
 /// An `unboundop` argument: one of the three operations, or `-1` (the queue's default) when
 /// `allow_default`; `ValueError` otherwise. The GIL is held.
-unsafe fn unboundop(obj: *mut PyObject, allow_default: bool) -> Option<i32> {
+unsafe fn unboundop_arg(obj: *mut PyObject, allow_default: bool) -> Option<i32> {
     // SAFETY: the GIL is held.
     unsafe {
         let op = args::int(obj, "unboundop")?;
@@ -45,38 +41,28 @@ unsafe fn unboundop(obj: *mut PyObject, allow_default: bool) -> Option<i32> {
     }
 }
 
-fastcall! {
-    /// `queue_create(maxsize, unboundop) -> qid`
-    fn queue_create(a) {
-        if args::count(c"queue_create", a, 2, 2).is_none() { return std::ptr::null_mut(); }
-        let Some(maxsize) = args::int(a[0], "maxsize") else { return std::ptr::null_mut() };
-        let Some(op) = unboundop(a[1], false) else { return std::ptr::null_mut() };
+native_functions! {
+    /// Create a queue; return its id.
+    fn queue_create(maxsize, unboundop) {
+        let Some(maxsize) = args::int(maxsize, "maxsize") else { return std::ptr::null_mut() };
+        let Some(op) = unboundop_arg(unboundop, false) else { return std::ptr::null_mut() };
         args::integer(queue::create(maxsize, op))
     }
-}
 
-fastcall! {
-    /// `queue_bind(qid)`
-    fn queue_bind(a) {
-        if args::count(c"queue_bind", a, 1, 1).is_none() { return std::ptr::null_mut(); }
-        let Some(id) = args::int(a[0], "qid") else { return std::ptr::null_mut() };
+    /// Take a handle reference.
+    fn queue_bind(qid) {
+        let Some(id) = args::int(qid, "qid") else { return std::ptr::null_mut() };
         match queue::bind(id) { Ok(()) => args::none(), Err(e) => queue_error(id, e) }
     }
-}
 
-fastcall! {
-    /// `queue_release(qid)`
-    fn queue_release(a) {
-        if args::count(c"queue_release", a, 1, 1).is_none() { return std::ptr::null_mut(); }
-        let Some(id) = args::int(a[0], "qid") else { return std::ptr::null_mut() };
+    /// Drop a handle reference.
+    fn queue_release(qid) {
+        let Some(id) = args::int(qid, "qid") else { return std::ptr::null_mut() };
         match queue::release(id) { Ok(()) => args::none(), Err(e) => queue_error(id, e) }
     }
-}
 
-fastcall! {
-    /// `queue_list_all() -> [(qid, unboundop, maxsize)]`
-    fn queue_list_all(a) {
-        if args::count(c"queue_list_all", a, 0, 0).is_none() { return std::ptr::null_mut(); }
+    /// Every live queue.
+    fn queue_list_all() {
         let list = pyo3_ffi::PyList_New(0);
         if list.is_null() { return list; }
         for (id, op, maxsize) in queue::list_all() {
@@ -90,17 +76,14 @@ fastcall! {
         }
         list
     }
-}
 
-fastcall! {
-    /// `queue_put(qid, obj, unboundop, block, timeout)`
-    fn queue_put(a) {
-        if args::count(c"queue_put", a, 5, 5).is_none() { return std::ptr::null_mut(); }
-        let Some(id) = args::int(a[0], "qid") else { return std::ptr::null_mut() };
-        let Some(op) = unboundop(a[2], true) else { return std::ptr::null_mut() };
-        let Some(block) = args::truth(a[3]) else { return std::ptr::null_mut() };
-        let Some(timeout) = args::timeout(a[4]) else { return std::ptr::null_mut() };
-        let value = match xi::to_value(a[1], Fallback::Pickle) {
+    /// Append an item.
+    fn queue_put(qid, obj, unboundop, block, timeout) {
+        let Some(id) = args::int(qid, "qid") else { return std::ptr::null_mut() };
+        let Some(op) = unboundop_arg(unboundop, true) else { return std::ptr::null_mut() };
+        let Some(block) = args::truth(block) else { return std::ptr::null_mut() };
+        let Some(timeout) = args::timeout(timeout) else { return std::ptr::null_mut() };
+        let value = match xi::to_value(obj, Fallback::Pickle) {
             Ok(v) => v,
             Err(e) => return super::interp_fns::not_shareable("item", &e),
         };
@@ -110,15 +93,12 @@ fastcall! {
             Err(e) => queue_error(id, e),
         }
     }
-}
 
-fastcall! {
-    /// `queue_get(qid, block, timeout) -> (obj, None) | (None, unboundop)`
-    fn queue_get(a) {
-        if args::count(c"queue_get", a, 3, 3).is_none() { return std::ptr::null_mut(); }
-        let Some(id) = args::int(a[0], "qid") else { return std::ptr::null_mut() };
-        let Some(block) = args::truth(a[1]) else { return std::ptr::null_mut() };
-        let Some(timeout) = args::timeout(a[2]) else { return std::ptr::null_mut() };
+    /// Pop the next item.
+    fn queue_get(qid, block, timeout) {
+        let Some(id) = args::int(qid, "qid") else { return std::ptr::null_mut() };
+        let Some(block) = args::truth(block) else { return std::ptr::null_mut() };
+        let Some(timeout) = args::timeout(timeout) else { return std::ptr::null_mut() };
         let (obj, op) = match queue::get(id, block, timeout) {
             Ok(Got::Value(v)) => match xi::from_value(&v) {
                 Some(o) => (o.into_ptr(), args::none()),
@@ -138,40 +118,28 @@ fastcall! {
         pyo3_ffi::PyTuple_SetItem(t, 1, op);
         t
     }
-}
 
-fastcall! {
-    /// `queue_get_maxsize(qid) -> int`
-    fn queue_get_maxsize(a) {
-        if args::count(c"queue_get_maxsize", a, 1, 1).is_none() { return std::ptr::null_mut(); }
-        let Some(id) = args::int(a[0], "qid") else { return std::ptr::null_mut() };
+    /// The queue's maxsize.
+    fn queue_get_maxsize(qid) {
+        let Some(id) = args::int(qid, "qid") else { return std::ptr::null_mut() };
         match queue::info(id) { Ok((m, _)) => args::integer(m), Err(e) => queue_error(id, e) }
     }
-}
 
-fastcall! {
-    /// `queue_get_count(qid) -> int`
-    fn queue_get_count(a) {
-        if args::count(c"queue_get_count", a, 1, 1).is_none() { return std::ptr::null_mut(); }
-        let Some(id) = args::int(a[0], "qid") else { return std::ptr::null_mut() };
+    /// Items in the queue.
+    fn queue_get_count(qid) {
+        let Some(id) = args::int(qid, "qid") else { return std::ptr::null_mut() };
         match queue::count(id) { Ok(n) => args::integer(n as i64), Err(e) => queue_error(id, e) }
     }
-}
 
-fastcall! {
-    /// `queue_is_full(qid) -> bool`
-    fn queue_is_full(a) {
-        if args::count(c"queue_is_full", a, 1, 1).is_none() { return std::ptr::null_mut(); }
-        let Some(id) = args::int(a[0], "qid") else { return std::ptr::null_mut() };
+    /// Whether the queue is full.
+    fn queue_is_full(qid) {
+        let Some(id) = args::int(qid, "qid") else { return std::ptr::null_mut() };
         match queue::is_full(id) { Ok(b) => args::boolean(b), Err(e) => queue_error(id, e) }
     }
-}
 
-fastcall! {
-    /// `queue_get_defaults(qid) -> (unboundop, fallback)`
-    fn queue_get_defaults(a) {
-        if args::count(c"queue_get_defaults", a, 1, 1).is_none() { return std::ptr::null_mut(); }
-        let Some(id) = args::int(a[0], "qid") else { return std::ptr::null_mut() };
+    /// (unboundop, fallback) defaults.
+    fn queue_get_defaults(qid) {
+        let Some(id) = args::int(qid, "qid") else { return std::ptr::null_mut() };
         match queue::info(id) {
             Ok((_, op)) => {
                 let t = pyo3_ffi::PyTuple_New(2);
@@ -185,33 +153,3 @@ fastcall! {
         }
     }
 }
-
-/// Every function, for the method table.
-pub const FUNCTIONS: &[(&std::ffi::CStr, Fast, &std::ffi::CStr)] = &[
-    (
-        c"queue_create",
-        queue_create,
-        c"Create a queue; return its id.",
-    ),
-    (c"queue_bind", queue_bind, c"Take a handle reference."),
-    (c"queue_release", queue_release, c"Drop a handle reference."),
-    (c"queue_list_all", queue_list_all, c"Every live queue."),
-    (c"queue_put", queue_put, c"Append an item."),
-    (c"queue_get", queue_get, c"Pop the next item."),
-    (
-        c"queue_get_maxsize",
-        queue_get_maxsize,
-        c"The queue's maxsize.",
-    ),
-    (c"queue_get_count", queue_get_count, c"Items in the queue."),
-    (
-        c"queue_is_full",
-        queue_is_full,
-        c"Whether the queue is full.",
-    ),
-    (
-        c"queue_get_defaults",
-        queue_get_defaults,
-        c"(unboundop, fallback) defaults.",
-    ),
-];

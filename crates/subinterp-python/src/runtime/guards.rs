@@ -1,4 +1,6 @@
-//! Closing every owned interpreter before the runtime finalizes (registered with `atexit`).
+//! Process guards, the Rust side (the Python side is `subinterp_rs._process_guards`): the exit
+//! hook, which closes every owned interpreter before the runtime finalizes, and the fork
+//! guard installed in subinterpreters whose config allows fork.
 //!
 //! From the start of the hook no interpreter of ours can be created, entered or closed by
 //! anyone else ([`lifecycle::shut_down`]). Idle interpreters are closed at once. Every thread
@@ -16,19 +18,49 @@ use crate::runtime::pyutil;
 use subinterp_rs::owned::Owned;
 use subinterp_rs::ScopedActivate;
 
+/// Installed in interpreters whose config allows fork: CPython only forks from the main
+/// interpreter (a child forked from a subinterpreter dies with a fatal error).
+pub const FORK_GUARD: &std::ffi::CStr = c"import os
+def _refuse(*args, **kwargs):
+    raise RuntimeError('os.fork() in a subinterpreter kills the child: CPython can only '
+                       'fork from the main interpreter; fork there, or use subprocess '
+                       'without preexec_fn')
+for _name in ('fork', 'forkpty'):
+    if hasattr(os, _name):
+        setattr(os, _name, _refuse)
+";
+
+/// The exit hook (`_native._shutdown`, run by the package's `atexit` hook in main): closes
+/// every interpreter we created (see [`close_all`]) with the caller's GIL released, then
+/// releases the buffers of the caller's interpreter dropped elsewhere. Returns the ids still
+/// alive.
+///
+/// # Safety
+/// A thread state is attached to this thread (main's), and no borrowed object of its
+/// interpreter is used by the caller across this call.
+pub unsafe fn exit_hook() -> Vec<i64> {
+    // SAFETY: nothing of the caller's interpreter is used until `reattach` (contract).
+    let saved = unsafe { subinterp_rs::tstate::detach() };
+    let alive = close_all();
+    // SAFETY: `saved` was detached above; its GIL is held again for the release.
+    unsafe {
+        subinterp_rs::tstate::reattach(saved);
+        crate::runtime::buffer::release_pending(crate::runtime::lifecycle::current().0);
+    }
+    alive
+}
+
 /// How long a running interpreter gets to unwind after `SystemExit` is injected.
 const GRACE: Duration = Duration::from_secs(2);
 
 /// Closes every interpreter we created, disarmed ones included (a subinterpreter left at
 /// exit makes CPython 3.12 abort). Returns the ids still alive (running in a thread that did
 /// not stop). Called with no GIL held.
-pub fn close_all() -> Vec<i64> {
+fn close_all() -> Vec<i64> {
     // Daemon threads go on after this hook: they must not make or enter interpreters again.
     lifecycle::shut_down();
     crate::runtime::queue::wake_all();
-    for id in lifecycle::ids() {
-        lifecycle::rearm(id);
-    }
+    lifecycle::rearm_all();
     let running = lifecycle::running_threads();
     // Not those a close (begun before the hook) is finalizing: the loop below waits for them.
     for id in lifecycle::not_closing() {
@@ -39,14 +71,14 @@ pub fn close_all() -> Vec<i64> {
     loop {
         let mut pending = false;
         for id in lifecycle::ids() {
-            match lifecycle::destroy_at_exit(id) {
+            match lifecycle::close_at_exit(id) {
                 Ok(())
                 | Err(lifecycle::DestroyError::NotFound | lifecycle::DestroyError::Disarmed) => {}
                 Err(lifecycle::DestroyError::BuffersInUse(_)) => {
                     // Memoryviews of its memory live on in other interpreters until they
                     // finalize: leave those exports unreleased and close it now.
                     crate::runtime::buffer::abandon(id);
-                    pending |= lifecycle::destroy_at_exit(id).is_err();
+                    pending |= lifecycle::close_at_exit(id).is_err();
                 }
                 Err(_) => pending = true,
             }

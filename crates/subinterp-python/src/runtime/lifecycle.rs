@@ -1,23 +1,65 @@
-//! The process-wide registry of the interpreters this module owns.
+//! The one owner of every interpreter's lifecycle.
 //!
-//! One table for the whole process (every interpreter's copy of the module shares it): each
-//! owned [`Subinterpreter`], who created it (`whence`), PEP 734 handle references, whether it
-//! is running, and the idle thread states cached per OS thread so that repeated `exec`/`call`
-//! from one thread reuse one thread state instead of creating one per call.
+//! Every interpreter this package creates has one [`Entry`] in one process-wide table (every
+//! interpreter's copy of `_native` shares it), keyed by id; its [`State`] changes only here,
+//! under the table's one mutex, which is never held while waiting for a GIL or another lock.
+//! Module functions call the operations below and never take a lock themselves.
 //!
-//! The table is behind a Rust mutex, never held while waiting for a GIL: its functions need
-//! no GIL unless they say otherwise. [`destroy`] and [`lifecycle_write`] must be called with
-//! no GIL held.
+//! ## States
+//!
+//! | state | meaning |
+//! |---|---|
+//! | *creating* | counted in the table ([`Table::creating`]), no entry yet: between the shut-down check and registration |
+//! | `Idle` | registered, nobody runs in it |
+//! | `Running` | one thread runs in it ([`run`](super::run)); `thread` is that OS thread |
+//! | `Closing` | a close is under way; its handle is out of the table (no lock is held while CPython ends it) |
+//! | *closed* | no entry: the id is unknown (`InterpreterNotFoundError`) |
+//! | *foreign* | no entry, but CPython knows the id: main, or another API's interpreter |
+//!
+//! Beside the state an entry keeps: `disarmed` (the core handle's ownership, given up on
+//! purpose: a disarmed interpreter still runs, but nothing closes it before the exit hook),
+//! `handles` (PEP 734 handle references), `close_when_idle`, and thread states cached per OS
+//! thread for runs.
+//!
+//! ## Transitions (state x operation -> new state, or the error raised)
+//!
+//! | operation | *creating* | `Idle` | `Running` | `Closing` | *closed* | *foreign* |
+//! |---|---|---|---|---|---|---|
+//! | `create` | -> `Idle` (registered); after shut-down began: `InterpreterError` "at interpreter shutdown" | | | | | |
+//! | `begin_run` (exec, call, set_main_attrs) | | -> `Running` | `InterpreterError` "already running" | `InterpreterError` "is being closed" | `InterpreterNotFoundError` | runs, no entry |
+//! | `end_run` | | | -> `Idle`; -> close if `close_when_idle` and no handles | | | |
+//! | `destroy` | | -> `Closing` -> *closed*; back to `Idle` with the refusal (running elsewhere, threads alive, buffers in use) | `InterpreterError` "running in another thread" | `InterpreterError` "already being closed" | `InterpreterNotFoundError` | `InterpreterError` (main, current, "not created by subinterp_rs") |
+//! | `destroy` of a disarmed one | | `InterpreterError` "was disarmed" | same | | | |
+//! | `disarm` | | `disarmed` set | `disarmed` set | `InterpreterError` "already being closed" | `InterpreterNotFoundError` | |
+//! | `incref` / `decref` | | handles +1 / -1; at 0 (facade-made): -> close | handles; at 0: `close_when_idle` | | no-op | no-op |
+//! | `shut_down` (exit hook) | waited for | refused to all but the hook | stopped by the hook | waited for | | |
+//!
+//! After [`shut_down`] every create, run and close (but the exit hook's own) is refused:
+//! "cannot create a subinterpreter at interpreter shutdown", "cannot run in interpreter N at
+//! interpreter shutdown", "cannot close interpreter N at interpreter shutdown: the exit hook
+//! closes it". The hook re-arms disarmed interpreters (3.12 aborts on one left at exit).
+//!
+//! ## Locks
+//!
+//! - The table mutex: every state change and read of an entry. Held briefly, never while
+//!   waiting for a GIL, so any thread may take it whatever GIL it holds.
+//! - The interpreter-list lock ([`INTERPRETER_LIST`]): held for writing while one of ours is
+//!   removed from CPython's list of interpreters (`Py_EndInterpreter`) and, on 3.12, while one
+//!   is added; for reading while [`list_all`] walks that list (walking it while an entry is
+//!   freed crashes). On 3.13+ creation does not take it: inserting into the list is safe for
+//!   a walker, so `Py_NewInterpreterFromConfig` runs in parallel in several threads, and only
+//!   the bookkeeping (the *creating* count, registration) is under the table mutex. 3.12 keeps
+//!   the core's process-wide creation lock too (concurrent creation crashes 3.12). Nobody waits
+//!   for it while holding a GIL.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
-use subinterp_rs::Error;
-use subinterp_rs::Subinterpreter;
+use subinterp_rs::{ffi_ext, tstate, Config, Error, ScopedActivate, Subinterpreter};
 
 /// `_PyInterpreterState_WHENCE_*` values (the stdlib's `_interpreters.WHENCE_*`), exported
 /// by `_native` under the same names.
@@ -43,16 +85,28 @@ struct TstatePtr(*mut PyThreadState);
 // that takes it out attaches it, and deletion happens under its interpreter's GIL.
 unsafe impl Send for TstatePtr {}
 
-struct Record {
-    /// `None` while a close is in progress (taken out so no lock is held while it runs).
+/// Where one of our interpreters is in its lifecycle (see the module's table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Registered, nobody runs in it.
+    Idle,
+    /// One thread runs in it: `threading.get_ident()` of that OS thread.
+    Running { thread: u64 },
+    /// A close is under way (the handle is out of the entry).
+    Closing,
+}
+
+/// One interpreter we own.
+struct Entry {
+    state: State,
+    /// The owning handle; `None` exactly while `Closing`.
     si: Option<Subinterpreter>,
     istate: usize,
     whence: i64,
+    /// PEP 734 handle references.
     handles: usize,
-    running: bool,
-    /// `threading.get_ident()` of the OS thread running it.
-    running_thread: u64,
-    closing: bool,
+    /// Close it when its current run ends (its last handle went while it ran, or a close on
+    /// a handle's release was refused).
     close_when_idle: bool,
     /// Idle thread states by thread token.
     cached: Vec<(u64, TstatePtr)>,
@@ -60,90 +114,49 @@ struct Record {
     orphans: Vec<TstatePtr>,
 }
 
-static REGISTRY: Mutex<Option<HashMap<i64, Record>>> = Mutex::new(None);
-
-fn table() -> MutexGuard<'static, Option<HashMap<i64, Record>>> {
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+impl Entry {
+    fn disarmed(&self) -> bool {
+        self.si.as_ref().is_some_and(|si| !si.is_owned())
+    }
 }
 
-fn with_table<R>(f: impl FnOnce(&mut HashMap<i64, Record>) -> R) -> R {
-    f(table().get_or_insert_with(HashMap::new))
+/// The table: our interpreters, the creates in progress, whether the process is exiting.
+struct Table {
+    entries: BTreeMap<i64, Entry>,
+    /// Creates past their shut-down check and not yet registered (or failed).
+    creating: usize,
 }
 
-/// Held for writing while an interpreter of ours is added to or removed from CPython's list
-/// of interpreters (and by [`shut_down`]), and for reading while that list is walked: walking
-/// it unlocked races with `Py_EndInterpreter` freeing an entry (a segfault on 3.12). Nobody
-/// waits for it while holding a GIL.
-static LIFECYCLE: RwLock<()> = RwLock::new(());
+static TABLE: Mutex<Table> = Mutex::new(Table {
+    entries: BTreeMap::new(),
+    creating: 0,
+});
 
-thread_local! {
-    /// How many closes this thread is inside (finalizing an interpreter runs `__del__`s that
-    /// may drop handles of other interpreters).
-    static CLOSING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+/// Signalled when a create in progress ends (for [`shut_down`], which waits for them).
+static CREATE_ENDED: Condvar = Condvar::new();
+
+fn table() -> MutexGuard<'static, Table> {
+    TABLE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Set once by [`shut_down`] (the package's atexit hook): from then on no interpreter of
-/// ours is created and none of ours starts a run, so what the hook closed stays closed while
-/// daemon threads go on until the runtime finalizes.
-static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
-
-/// Refuses every later create and run of our interpreters (process exit). Waits for creates
-/// and closes in progress; runs already begun are the caller's to stop. Call with no GIL held.
-pub fn shut_down() {
-    // SAFETY: reads this thread's identifier; no GIL needed.
-    let me = unsafe { pyo3_ffi::PyThread_get_thread_ident() } as u64;
-    EXIT_THREAD.store(me, Ordering::SeqCst);
-    // Under the table lock, like `begin_run`'s check: a run either began before (and is in
-    // `running_threads()`) or is refused. Set before waiting for the lifecycle lock, so that
-    // daemon threads creating and closing interpreters in a loop are refused from now on and
-    // stop taking it: else this wait could lose to them again and again (the lock is not
-    // fair), which hung the exit under valgrind. A create that saw the flag unset still holds
-    // the lock, and is waited for here.
-    with_table(|_| SHUT_DOWN.store(true, Ordering::SeqCst));
-    let _no_create_in_progress = lifecycle_write();
+fn with_entries<R>(f: impl FnOnce(&mut BTreeMap<i64, Entry>) -> R) -> R {
+    f(&mut table().entries)
 }
 
-/// `PyThread_get_thread_ident()` of the thread that ran [`shut_down`].
-static EXIT_THREAD: AtomicU64 = AtomicU64::new(0);
+/// The interpreter-list lock (see the module's doc).
+static INTERPRETER_LIST: RwLock<()> = RwLock::new(());
 
-/// Whether this is the thread that ran [`shut_down`] (the one exiting the process).
-pub fn is_exit_thread() -> bool {
-    // SAFETY: reads this thread's identifier; no GIL needed.
-    let me = unsafe { pyo3_ffi::PyThread_get_thread_ident() } as u64;
-    is_shut_down() && EXIT_THREAD.load(Ordering::SeqCst) == me
+fn list_write() -> std::sync::RwLockWriteGuard<'static, ()> {
+    INTERPRETER_LIST
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Whether [`shut_down`] ran (check it with the lifecycle lock held, see [`lifecycle_write`],
-/// to exclude a racing create). Needs no GIL.
-pub fn is_shut_down() -> bool {
-    SHUT_DOWN.load(Ordering::SeqCst)
-}
-
-/// Interpreters whose close was asked for while this process was inside another close.
-static DEFERRED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
-
-/// Whether this thread is inside a close (a finalizer run by `Py_EndInterpreter`). Needs no
-/// GIL.
-pub fn closing_here() -> bool {
-    CLOSING.with(std::cell::Cell::get) > 0
-}
-
-/// Takes the lifecycle lock for writing, held while an interpreter of ours is added to or
-/// removed from CPython's list of interpreters (walking that list meanwhile can crash).
-///
-/// Call with no GIL held: a thread listing interpreters waits for this lock after releasing
-/// its GIL, and a create or close needs GILs while it holds the lock.
-pub fn lifecycle_write() -> RwLockWriteGuard<'static, ()> {
-    LIFECYCLE.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Tries to take the lifecycle lock (see [`lifecycle_write`]) for reading, for walking
-/// CPython's list of interpreters, for up to `patience`; `None` if a create or close held it
-/// all along (the caller then lists what the registry knows). Call with no GIL held.
-pub fn lifecycle_read(patience: Duration) -> Option<RwLockReadGuard<'static, ()>> {
+/// The list lock for reading within `patience`, `None` if a close held it all along.
+fn list_read(patience: Duration) -> Option<RwLockReadGuard<'static, ()>> {
     let deadline = Instant::now() + patience;
     loop {
-        match LIFECYCLE.try_read() {
+        match INTERPRETER_LIST.try_read() {
             Ok(g) => return Some(g),
             Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => {
@@ -156,17 +169,289 @@ pub fn lifecycle_read(patience: Duration) -> Option<RwLockReadGuard<'static, ()>
     }
 }
 
-/// A token per OS thread; when the thread exits, its cached thread states become orphans.
+thread_local! {
+    /// How many closes this thread is inside (finalizing an interpreter runs `__del__`s that
+    /// may drop handles of other interpreters).
+    static CLOSING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Set (under the table mutex) by [`shut_down`]; read without it where a stale `false` is
+/// harmless (it is checked again under the mutex where it matters).
+static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// `PyThread_get_thread_ident()` of the thread that ran [`shut_down`].
+static EXIT_THREAD: AtomicU64 = AtomicU64::new(0);
+
+/// Interpreters whose close was asked for while this thread was inside another close.
+static DEFERRED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+fn this_thread_ident() -> u64 {
+    // SAFETY: reads this thread's identifier; no GIL needed.
+    unsafe { pyo3_ffi::PyThread_get_thread_ident() as u64 }
+}
+
+// ------------------------------------------------------------------------------- exit
+
+/// Refuses every later create, run and close of our interpreters but the exit hook's
+/// (process exit), then waits for the creates and closes in progress. Runs already begun are
+/// the caller's to stop. Call with no GIL held.
+pub fn shut_down() {
+    EXIT_THREAD.store(this_thread_ident(), Ordering::SeqCst);
+    // Refused first, waited for after: daemon threads creating and closing in a loop stop
+    // taking the locks from now on, so the waits below end (the locks are not fair).
+    let mut t = table();
+    SHUT_DOWN.store(true, Ordering::SeqCst);
+    while t.creating > 0 {
+        t = CREATE_ENDED.wait(t).unwrap_or_else(PoisonError::into_inner);
+    }
+    drop(t);
+    drop(list_write()); // closes in progress have ended
+}
+
+/// Whether [`shut_down`] ran. Needs no GIL.
+pub fn is_shut_down() -> bool {
+    SHUT_DOWN.load(Ordering::SeqCst)
+}
+
+/// Whether this is the thread that ran [`shut_down`] (the one exiting the process).
+pub fn is_exit_thread() -> bool {
+    is_shut_down() && EXIT_THREAD.load(Ordering::SeqCst) == this_thread_ident()
+}
+
+/// Whether this thread is inside a close (a finalizer run by `Py_EndInterpreter`). Needs no
+/// GIL.
+pub fn closing_here() -> bool {
+    CLOSING.with(std::cell::Cell::get) > 0
+}
+
+// ----------------------------------------------------------------------------- create
+
+/// Why a create was refused.
+#[derive(Debug)]
+pub enum CreateError {
+    /// The process is exiting ([`shut_down`] ran).
+    ShutDown,
+    /// The core refused or CPython failed.
+    Core(Error),
+}
+
+/// Creates an interpreter from `cfg`, registers it as created by `whence` (the facade's,
+/// `whence::STDLIB`, start with one handle reference, the stdlib's `reqrefs`, so nothing can
+/// close them before their first handle), and sets it up: its `sys.path` starts as a copy of
+/// the caller's, and one that allows fork gets the fork guard.
+///
+/// The caller's GIL is released meanwhile. On 3.13+ creates run in parallel: no lock but the
+/// table mutex (briefly) is taken, and `Py_NewInterpreterFromConfig` runs outside it.
+///
+/// # Errors
+/// [`CreateError::ShutDown`] once the process is exiting; [`CreateError::Core`] if the core
+/// refuses the config or CPython fails.
+///
+/// # Safety
+/// A thread state is attached to this thread (the caller's), and no borrowed object of its
+/// interpreter is used by the caller across this call.
+pub unsafe fn create(cfg: &Config, whence: i64) -> Result<i64, CreateError> {
+    // SAFETY: the caller's GIL is held (contract).
+    let paths = unsafe { super::run::sys_path() };
+    {
+        let mut t = table();
+        if is_shut_down() {
+            return Err(CreateError::ShutDown);
+        }
+        t.creating += 1;
+    }
+    // SAFETY: nothing of the caller's interpreter is used until `reattach` (contract).
+    let caller = unsafe { tstate::detach() };
+    let created = {
+        // 3.12: the list changes under the create (see the module's doc on locks).
+        #[cfg(not(Py_3_13))]
+        let _list_changes = list_write();
+        Subinterpreter::create(cfg)
+    };
+    let result = {
+        let mut t = table();
+        t.creating -= 1;
+        let result = created.map(|si| {
+            let id = si.id();
+            let istate = si.as_ptr() as usize;
+            t.entries.insert(
+                id,
+                Entry {
+                    state: State::Idle,
+                    si: Some(si),
+                    istate,
+                    whence,
+                    handles: usize::from(whence == whence::STDLIB),
+                    close_when_idle: false,
+                    cached: Vec::new(),
+                    orphans: Vec::new(),
+                },
+            );
+            id
+        });
+        CREATE_ENDED.notify_all();
+        result.map_err(CreateError::Core)
+    };
+    // SAFETY: no thread state is attached; `caller` is the one detached above.
+    unsafe { tstate::reattach(caller) };
+    let id = result?;
+    // SAFETY: the caller's thread state is attached again (in_interpreter's contract).
+    unsafe {
+        if let Some(paths) = paths {
+            let _ = super::run::in_interpreter(id, || super::run::set_sys_path(&paths));
+        }
+        if cfg.allow_fork {
+            let _ = super::run::in_interpreter(id, || {
+                super::run::run_private(super::guards::FORK_GUARD);
+            });
+        }
+    }
+    Ok(id)
+}
+
+// ------------------------------------------------------------------------------ query
+
+/// CPython's (3.13+) or our record of who created interpreter `istate` (alive).
+///
+/// # Safety
+/// `istate` is alive.
+unsafe fn whence_of(id: i64, istate: *mut PyInterpreterState) -> i64 {
+    if let Some(w) = with_entries(|e| e.get(&id).map(|e| e.whence)) {
+        return w;
+    }
+    // SAFETY: `istate` is alive (contract); both calls read runtime fields.
+    unsafe {
+        if istate == pyo3_ffi::PyInterpreterState_Main() {
+            return whence::RUNTIME;
+        }
+        ffi_ext::whence(istate).map_or(whence::UNKNOWN, i64::from)
+    }
+}
+
+/// No interpreter has that id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotFound;
+
+/// Looks `id` up in CPython's list (under its own lock).
+///
+/// # Safety
+/// A thread state is attached.
+unsafe fn look_up(id: i64) -> Result<*mut PyInterpreterState, NotFound> {
+    // SAFETY: a thread state is attached (contract).
+    unsafe { ffi_ext::look_up_id(id) }.ok_or(NotFound)
+}
+
+/// `(id, whence)` of the interpreter attached to this thread.
+///
+/// # Safety
+/// A thread state is attached.
+pub unsafe fn current() -> (i64, i64) {
+    // SAFETY: a thread state is attached (contract), so it has an interpreter, alive.
+    unsafe {
+        let istate = pyo3_ffi::PyInterpreterState_Get();
+        let id = pyo3_ffi::PyInterpreterState_GetID(istate);
+        (id, whence_of(id, istate))
+    }
+}
+
+/// The id of the main interpreter. Needs no GIL.
+pub fn main_id() -> i64 {
+    // SAFETY: reads runtime fields; the main interpreter lives until finalization.
+    unsafe { pyo3_ffi::PyInterpreterState_GetID(pyo3_ffi::PyInterpreterState_Main()) }
+}
+
+/// Who created `id` (`whence::*`).
+///
+/// # Errors
+/// [`NotFound`] if no interpreter has that id.
+///
+/// # Safety
+/// A thread state is attached.
+pub unsafe fn whence(id: i64) -> Result<i64, NotFound> {
+    // SAFETY: a thread state is attached (contract); the looked-up interpreter is alive.
+    unsafe { look_up(id).map(|istate| whence_of(id, istate)) }
+}
+
+/// Whether `id` runs code in some thread (our run, or the stdlib's `exec`).
+///
+/// # Errors
+/// [`NotFound`] if no interpreter has that id.
+///
+/// # Safety
+/// A thread state is attached.
+pub unsafe fn is_running(id: i64) -> Result<bool, NotFound> {
+    // SAFETY: a thread state is attached (contract); the looked-up interpreter is alive.
+    let istate = unsafe { look_up(id) }?;
+    let ours = with_entries(|e| {
+        e.get(&id)
+            .is_some_and(|e| matches!(e.state, State::Running { .. }))
+    });
+    // SAFETY: `istate` is alive; the check reads one field.
+    Ok(ours || unsafe { ffi_ext::is_running_main(istate) })
+}
+
+/// Whether `id` is ours (registered, not disarmed, not closing). Needs no GIL.
+pub fn is_owned(id: i64) -> bool {
+    with_entries(|e| {
+        e.get(&id)
+            .is_some_and(|e| e.si.as_ref().is_some_and(Subinterpreter::is_owned))
+    })
+}
+
+/// `(id, whence)` of every interpreter, by id. Walks CPython's list under the list lock; if a
+/// close holds it for long (one joining threads, say), lists main and ours instead.
+///
+/// # Safety
+/// A thread state is attached (its GIL is released while waiting for the list lock).
+pub unsafe fn list_all() -> Vec<(i64, i64)> {
+    // Inside a close on this thread (a finalizer listing), the lock is ours: don't wait.
+    let patience = if closing_here() {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(1)
+    };
+    // SAFETY: nothing of the caller's interpreter is used until `reattach`.
+    let saved = unsafe { tstate::detach() };
+    let guard = list_read(patience);
+    // SAFETY: `saved` was detached above; no thread state is attached now.
+    unsafe { tstate::reattach(saved) };
+    let mut all = Vec::new();
+    if guard.is_some() {
+        // SAFETY: none of ours is freed while the list lock is held; entries being added
+        // concurrently (3.13+ creates) are linked complete. Head/Next/GetID read fields.
+        unsafe {
+            let mut i = pyo3_ffi::PyInterpreterState_Head();
+            while !i.is_null() {
+                let id = pyo3_ffi::PyInterpreterState_GetID(i);
+                all.push((id, whence_of(id, i)));
+                i = pyo3_ffi::PyInterpreterState_Next(i);
+            }
+        }
+    } else {
+        all.push((main_id(), whence::RUNTIME));
+        all.extend(with_entries(|e| {
+            e.iter().map(|(&id, e)| (id, e.whence)).collect::<Vec<_>>()
+        }));
+    }
+    drop(guard);
+    all.sort_unstable();
+    all
+}
+
+// -------------------------------------------------------------------------------- run
+
+/// A thread token per OS thread; when the thread exits, its cached thread states become
+/// orphans.
 struct ThreadToken(u64);
 
 impl Drop for ThreadToken {
     fn drop(&mut self) {
         let key = self.0;
-        with_table(|t| {
-            for rec in t.values_mut() {
-                rec.cached.retain(|&(k, ts)| {
+        with_entries(|entries| {
+            for e in entries.values_mut() {
+                e.cached.retain(|&(k, ts)| {
                     if k == key {
-                        rec.orphans.push(ts);
+                        e.orphans.push(ts);
                         false
                     } else {
                         true
@@ -186,58 +471,6 @@ fn thread_key() -> Option<u64> {
     TOKEN.try_with(|t| t.0).ok()
 }
 
-/// Adds an owned interpreter, created by `whence`, with `handles` handle references already
-/// taken; returns its id. Needs no GIL.
-pub fn register(si: Subinterpreter, whence: i64, handles: usize) -> i64 {
-    let id = si.id();
-    let istate = si.as_ptr() as usize;
-    with_table(|t| {
-        t.insert(
-            id,
-            Record {
-                si: Some(si),
-                istate,
-                whence,
-                handles,
-                running: false,
-                running_thread: 0,
-                closing: false,
-                close_when_idle: false,
-                cached: Vec::new(),
-                orphans: Vec::new(),
-            },
-        );
-    });
-    id
-}
-
-/// Whether `id` is ours (owned and registered, and not disarmed). Needs no GIL.
-#[must_use]
-pub fn is_owned(id: i64) -> bool {
-    with_table(|t| {
-        t.get(&id)
-            .is_some_and(|r| r.si.as_ref().is_some_and(Subinterpreter::is_owned))
-    })
-}
-
-/// The `whence` we recorded for `id`, if it is ours. Needs no GIL.
-#[must_use]
-pub fn whence_of(id: i64) -> Option<i64> {
-    with_table(|t| t.get(&id).map(|r| r.whence))
-}
-
-/// Whether we know `id` runs (our own flag; CPython's is checked separately). Needs no GIL.
-#[must_use]
-pub fn is_running(id: i64) -> bool {
-    with_table(|t| t.get(&id).is_some_and(|r| r.running))
-}
-
-/// Ids of all registered interpreters, in no particular order. Needs no GIL.
-#[must_use]
-pub fn ids() -> Vec<i64> {
-    with_table(|t| t.keys().copied().collect())
-}
-
 /// A run in progress: what [`begin_run`] reserved for the calling thread, to hand back to
 /// [`end_run`] on the same thread. Not `Send` (it holds raw CPython pointers).
 pub struct Run {
@@ -251,8 +484,7 @@ pub struct Run {
     pub ours: bool,
 }
 
-/// Why a run could not begin (raised in Python as `InterpreterNotFoundError` for `NotFound`,
-/// else `InterpreterError`).
+/// Why a run could not begin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BeginError {
     /// No such interpreter.
@@ -265,9 +497,9 @@ pub enum BeginError {
     ShutDown,
 }
 
-/// Reserves interpreter `id` for a run on this thread, taking a cached idle thread state of
-/// this thread if there is one. An interpreter we do not own (main, or the stdlib's) is looked
-/// up in CPython's list and not reserved.
+/// `Idle -> Running`: reserves interpreter `id` for a run on this thread, taking a cached
+/// idle thread state of this thread if there is one. A foreign interpreter (main, or the
+/// stdlib's) is looked up in CPython's list and not reserved.
 ///
 /// # Errors
 /// [`BeginError::NotFound`] if no interpreter has that id; [`BeginError::Running`] if ours
@@ -278,29 +510,26 @@ pub enum BeginError {
 /// A thread state is attached to this thread (for the look-up of foreign interpreters).
 pub unsafe fn begin_run(id: i64) -> Result<Run, BeginError> {
     let key = thread_key();
-    let ours = with_table(|t| {
-        let Some(rec) = t.get_mut(&id) else {
+    let ours = with_entries(|entries| {
+        let Some(e) = entries.get_mut(&id) else {
             return Ok(None);
         };
-        if rec.closing || rec.si.is_none() {
-            return Err(BeginError::Closing);
+        match e.state {
+            State::Closing => return Err(BeginError::Closing),
+            _ if is_shut_down() => return Err(BeginError::ShutDown),
+            State::Running { .. } => return Err(BeginError::Running),
+            State::Idle => {}
         }
-        if is_shut_down() {
-            return Err(BeginError::ShutDown);
-        }
-        if rec.running {
-            return Err(BeginError::Running);
-        }
-        rec.running = true;
-        // SAFETY: reads this thread's identifier; no GIL needed.
-        rec.running_thread = unsafe { pyo3_ffi::PyThread_get_thread_ident() } as u64;
+        e.state = State::Running {
+            thread: this_thread_ident(),
+        };
         let cached = key.and_then(|k| {
-            let pos = rec.cached.iter().position(|&(ck, _)| ck == k)?;
-            Some(rec.cached.swap_remove(pos).1 .0)
+            let pos = e.cached.iter().position(|&(ck, _)| ck == k)?;
+            Some(e.cached.swap_remove(pos).1 .0)
         });
         Ok(Some(Run {
             id,
-            istate: rec.istate as *mut PyInterpreterState,
+            istate: e.istate as *mut PyInterpreterState,
             cached,
             ours: true,
         }))
@@ -309,33 +538,33 @@ pub unsafe fn begin_run(id: i64) -> Result<Run, BeginError> {
         return Ok(run);
     }
     // SAFETY: a thread state is attached (contract).
-    match unsafe { subinterp_rs::ffi_ext::look_up_id(id) } {
-        Some(istate) => Ok(Run {
+    match unsafe { look_up(id) } {
+        Ok(istate) => Ok(Run {
             id,
             istate,
             cached: None,
             ours: false,
         }),
-        None => Err(BeginError::NotFound),
+        Err(NotFound) => Err(BeginError::NotFound),
     }
 }
 
-/// Ends a run: caches `idle` (a detached thread state of this thread) if given. Returns
-/// whether the interpreter should now be closed (its last handle went while it ran). Needs no
-/// GIL.
+/// `Running -> Idle`: ends a run, caching `idle` (a detached thread state of this thread) if
+/// given. Returns whether the interpreter should now be closed (`close_when_idle` and no
+/// handle left). Needs no GIL.
 pub fn end_run(run: &Run, idle: Option<*mut PyThreadState>) -> bool {
     let key = thread_key();
-    with_table(|t| {
-        let Some(rec) = t.get_mut(&run.id) else {
+    with_entries(|entries| {
+        let Some(e) = entries.get_mut(&run.id) else {
             return false;
         };
-        rec.running = false;
-        if let (Some(ts), Some(k)) = (idle, key) {
-            rec.cached.push((k, TstatePtr(ts)));
-        } else if let Some(ts) = idle {
-            rec.orphans.push(TstatePtr(ts));
+        e.state = State::Idle;
+        match (idle, key) {
+            (Some(ts), Some(k)) => e.cached.push((k, TstatePtr(ts))),
+            (Some(ts), None) => e.orphans.push(TstatePtr(ts)),
+            (None, _) => {}
         }
-        rec.close_when_idle && rec.handles == 0
+        e.close_when_idle && e.handles == 0
     })
 }
 
@@ -343,9 +572,10 @@ pub fn end_run(run: &Run, idle: Option<*mut PyThreadState>) -> bool {
 /// delete with [`delete_idle`] under its GIL. Needs no GIL itself.
 #[must_use]
 pub fn take_orphans(id: i64) -> Vec<*mut PyThreadState> {
-    with_table(|t| {
-        t.get_mut(&id)
-            .map(|r| r.orphans.drain(..).map(|p| p.0).collect())
+    with_entries(|entries| {
+        entries
+            .get_mut(&id)
+            .map(|e| e.orphans.drain(..).map(|p| p.0).collect())
             .unwrap_or_default()
     })
 }
@@ -364,13 +594,20 @@ pub unsafe fn delete_idle(tstates: &[*mut PyThreadState]) {
     }
 }
 
-/// Why an interpreter could not be destroyed (raised in Python as `InterpreterNotFoundError`
-/// for `NotFound`, else `InterpreterError`).
+// ------------------------------------------------------------------------------ close
+
+/// Why an interpreter could not be destroyed or disarmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DestroyError {
-    /// Not registered (maybe not ours, maybe gone).
+    /// No interpreter has that id.
     NotFound,
-    /// Registered but disarmed.
+    /// It is the main interpreter.
+    IsMain,
+    /// It is the calling thread's interpreter.
+    IsCurrent,
+    /// It exists but is not ours (the stdlib's, or another API's).
+    Foreign,
+    /// Ours, but disarmed.
     Disarmed,
     /// A close is already in progress.
     Closing,
@@ -380,51 +617,82 @@ pub enum DestroyError {
     BuffersInUse(usize),
     /// The core refused.
     Core(Error),
-    /// The process is exiting: the exit hook closes what is left ([`destroy_at_exit`]).
+    /// The process is exiting: the exit hook closes it.
     ShutDown,
 }
 
-/// Destroys our interpreter `id`, deleting its cached thread states first. Asked from inside
+/// `Idle -> Closing -> closed`, for a caller in Python: checks what only the caller's
+/// thread can tell (the current interpreter, main, foreign ones), then closes `id` with the
+/// caller's GIL released.
+///
+/// # Errors
+/// [`DestroyError::IsCurrent`], [`DestroyError::IsMain`], [`DestroyError::NotFound`],
+/// [`DestroyError::Foreign`], and those of [`close`].
+///
+/// # Safety
+/// A thread state is attached to this thread (the caller's), and no borrowed object of its
+/// interpreter is used by the caller across this call.
+pub unsafe fn destroy(id: i64) -> Result<(), DestroyError> {
+    // SAFETY: a thread state is attached (contract).
+    if id == unsafe { current() }.0 {
+        return Err(DestroyError::IsCurrent);
+    }
+    if !with_entries(|e| e.contains_key(&id)) {
+        if id == main_id() {
+            return Err(DestroyError::IsMain);
+        }
+        // SAFETY: a thread state is attached (contract).
+        return match unsafe { look_up(id) } {
+            Ok(_) => Err(DestroyError::Foreign),
+            Err(NotFound) => Err(DestroyError::NotFound),
+        };
+    }
+    // SAFETY: nothing of the caller's interpreter is used until `reattach` (contract).
+    let saved = unsafe { tstate::detach() };
+    let result = close(id);
+    // SAFETY: `saved` was detached above.
+    unsafe { tstate::reattach(saved) };
+    result
+}
+
+/// Closes our interpreter `id`, deleting its cached thread states first. Asked from inside
 /// another close (a `__del__` run by finalization), it is done right after that close.
 ///
 /// Before ending it, under its own GIL: its queue items become unbound and the buffers it
 /// exported that were dropped elsewhere are released. Call with no GIL held (it takes the
-/// lifecycle lock and activates the interpreter).
+/// list lock and activates the interpreter).
 ///
 /// # Errors
 /// [`DestroyError::NotFound`] if `id` is not ours; [`DestroyError::Disarmed`];
 /// [`DestroyError::Closing`] if a close is in progress; [`DestroyError::Running`];
 /// [`DestroyError::BuffersInUse`] if memoryviews over its buffers live in other interpreters;
-/// [`DestroyError::Core`] for the other refusals of
-/// [`Subinterpreter::try_close`](subinterp_rs::Subinterpreter::try_close);
+/// [`DestroyError::Core`] for the other refusals of [`Subinterpreter::try_close`];
 /// [`DestroyError::ShutDown`] once the process is exiting (the exit hook closes it). On error
-/// the interpreter stays registered.
-pub fn destroy(id: i64) -> Result<(), DestroyError> {
+/// the interpreter stays registered, `Idle`.
+pub fn close(id: i64) -> Result<(), DestroyError> {
     if is_shut_down() {
-        return Err(if with_table(|t| t.contains_key(&id)) {
+        return Err(if with_entries(|e| e.contains_key(&id)) {
             DestroyError::ShutDown
         } else {
             DestroyError::NotFound
         });
     }
-    destroy_joining(id, true)
+    close_joining(id, true)
 }
 
-/// [`destroy`], also after [`shut_down`]: for the exit hook only (it alone closes then, so an
-/// interpreter it works on cannot be destroyed under it by a daemon thread). `threading`
+/// [`close`], also after [`shut_down`]: for the exit hook only (it alone closes then, so an
+/// interpreter it works on cannot be closed under it by a daemon thread). `threading`
 /// threads still running in it are not waited for: they make it refuse.
 ///
 /// # Errors
-/// As [`destroy`], without [`DestroyError::ShutDown`].
-pub fn destroy_at_exit(id: i64) -> Result<(), DestroyError> {
-    destroy_joining(id, false)
+/// As [`close`], without [`DestroyError::ShutDown`].
+pub fn close_at_exit(id: i64) -> Result<(), DestroyError> {
+    close_joining(id, false)
 }
 
-/// Destroys `id`; `join_threads`: wait for its running `threading` threads to end (else
-/// refuse while any runs).
-fn destroy_joining(id: i64, join_threads: bool) -> Result<(), DestroyError> {
+fn close_joining(id: i64, join_threads: bool) -> Result<(), DestroyError> {
     if closing_here() {
-        if with_table(|t| t.contains_key(&id)) {
+        if with_entries(|e| e.contains_key(&id)) {
             DEFERRED
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -433,47 +701,49 @@ fn destroy_joining(id: i64, join_threads: bool) -> Result<(), DestroyError> {
         }
         return Err(DestroyError::NotFound);
     }
-    let result = destroy_now(id, join_threads);
+    let result = close_now(id, join_threads);
     let deferred = std::mem::take(&mut *DEFERRED.lock().unwrap_or_else(PoisonError::into_inner));
     for other in deferred {
-        let _ = destroy_now(other, join_threads);
+        let _ = close_now(other, join_threads);
     }
     result
 }
 
-fn destroy_now(id: i64, join_threads: bool) -> Result<(), DestroyError> {
-    let (mut si, tstates) = with_table(|t| {
-        let rec = t.get_mut(&id).ok_or(DestroyError::NotFound)?;
-        if rec.closing || rec.si.is_none() {
-            return Err(DestroyError::Closing);
+fn close_now(id: i64, join_threads: bool) -> Result<(), DestroyError> {
+    let (mut si, tstates) = with_entries(|entries| {
+        let e = entries.get_mut(&id).ok_or(DestroyError::NotFound)?;
+        match e.state {
+            State::Closing => return Err(DestroyError::Closing),
+            _ if e.disarmed() => return Err(DestroyError::Disarmed),
+            State::Running { .. } => return Err(DestroyError::Running),
+            State::Idle => {}
         }
-        if !rec.si.as_ref().is_some_and(Subinterpreter::is_owned) {
-            return Err(DestroyError::Disarmed);
-        }
-        if rec.running {
-            return Err(DestroyError::Running);
-        }
-        rec.closing = true;
-        let mut tstates: Vec<*mut PyThreadState> = rec.cached.drain(..).map(|(_, p)| p.0).collect();
-        tstates.extend(rec.orphans.drain(..).map(|p| p.0));
-        Ok((rec.si.take().expect("checked above"), tstates))
+        e.state = State::Closing;
+        let mut tstates: Vec<*mut PyThreadState> = e.cached.drain(..).map(|(_, p)| p.0).collect();
+        tstates.extend(e.orphans.drain(..).map(|p| p.0));
+        Ok((
+            e.si.take().expect("an Idle entry holds its handle"),
+            tstates,
+        ))
     })?;
-    let result = close_taken(&mut si, id, &tstates, join_threads);
-    with_table(|t| match &result {
+    let result = end_interpreter(&mut si, id, &tstates, join_threads);
+    with_entries(|entries| match &result {
         Ok(()) => {
-            t.remove(&id);
+            entries.remove(&id);
         }
         Err(_) => {
-            if let Some(rec) = t.get_mut(&id) {
-                rec.si = Some(si);
-                rec.closing = false;
+            if let Some(e) = entries.get_mut(&id) {
+                e.si = Some(si);
+                e.state = State::Idle;
             }
         }
     });
     result
 }
 
-fn close_taken(
+/// Ends `si` (`Closing`): its own clean-up under its GIL, then `Py_EndInterpreter` under the
+/// list lock. No GIL held on entry.
+fn end_interpreter(
     si: &mut Subinterpreter,
     id: i64,
     tstates: &[*mut PyThreadState],
@@ -482,20 +752,20 @@ fn close_taken(
     // Items it put in queues become unbound, and buffers it exported that were dropped
     // elsewhere are released, both under its own GIL; cached thread states go too.
     {
-        let scope = subinterp_rs::ScopedActivate::new(si).map_err(DestroyError::Core)?;
+        let scope = ScopedActivate::new(si).map_err(DestroyError::Core)?;
         // SAFETY: the scope holds this interpreter's GIL; the cached states are idle.
         unsafe {
             delete_idle(tstates);
-            crate::runtime::queue::unbind_interpreter(id);
-            crate::runtime::buffer::release_pending(id);
+            super::queue::unbind_interpreter(id);
+            super::buffer::release_pending(id);
         }
         drop(scope);
     }
-    let live = crate::runtime::buffer::live_exports(id);
+    let live = super::buffer::live_exports(id);
     if live > 0 {
         return Err(DestroyError::BuffersInUse(live));
     }
-    let _listing_waits = lifecycle_write();
+    let _list_changes = list_write();
     CLOSING.with(|c| c.set(c.get() + 1));
     let result = if join_threads {
         si.try_close()
@@ -505,30 +775,21 @@ fn close_taken(
     CLOSING.with(|c| c.set(c.get() - 1));
     result.map_err(|e| match e {
         Error::Running => DestroyError::Running,
+        Error::IsCurrent => DestroyError::IsCurrent,
         other => DestroyError::Core(other),
     })
 }
 
-/// Re-takes ownership of a disarmed interpreter (process exit only: a subinterpreter left at
-/// exit makes 3.12 abort). Needs no GIL.
-pub fn rearm(id: i64) {
-    with_table(|t| {
-        if let Some(si) = t.get_mut(&id).and_then(|r| r.si.as_mut()) {
-            si.rearm();
-        }
-    });
-}
-
-/// Gives up ownership of `id` on purpose (leaked, never destroyed, except at exit). Needs no
+/// Gives up ownership of `id` on purpose (leaked, never closed, except at exit). Needs no
 /// GIL.
 ///
 /// # Errors
 /// [`DestroyError::NotFound`] if `id` is not ours; [`DestroyError::Closing`] if a close is
 /// in progress.
 pub fn disarm(id: i64) -> Result<(), DestroyError> {
-    with_table(|t| {
-        let rec = t.get_mut(&id).ok_or(DestroyError::NotFound)?;
-        match rec.si.as_mut() {
+    with_entries(|entries| {
+        let e = entries.get_mut(&id).ok_or(DestroyError::NotFound)?;
+        match e.si.as_mut() {
             Some(si) => {
                 si.disarm();
                 Ok(())
@@ -538,53 +799,90 @@ pub fn disarm(id: i64) -> Result<(), DestroyError> {
     })
 }
 
-/// Takes a PEP 734 handle reference on `id` (no-op for interpreters we do not own). Needs no
-/// GIL.
-pub fn incref(id: i64) {
-    with_table(|t| {
-        if let Some(rec) = t.get_mut(&id) {
-            rec.handles += 1;
+/// Takes a PEP 734 handle reference on `id` (counted only for ours).
+///
+/// # Errors
+/// [`NotFound`] if no interpreter has that id.
+///
+/// # Safety
+/// A thread state is attached.
+pub unsafe fn incref(id: i64) -> Result<(), NotFound> {
+    // SAFETY: a thread state is attached (contract).
+    unsafe { look_up(id) }?;
+    with_entries(|entries| {
+        if let Some(e) = entries.get_mut(&id) {
+            e.handles += 1;
         }
     });
+    Ok(())
 }
 
-/// Drops a handle reference. Returns whether the interpreter should now be closed (its last
-/// handle went and it was created with handle tracking, `whence::STDLIB`); if it runs, the
-/// run's end closes it. Needs no GIL.
-pub fn decref(id: i64) -> bool {
-    with_table(|t| {
-        let Some(rec) = t.get_mut(&id) else {
+/// Drops a handle reference. At zero, one the facade made (`whence::STDLIB`) is closed: now
+/// if idle and not the caller's (with the caller's GIL released), else when its run ends (or
+/// at exit).
+///
+/// # Safety
+/// A thread state is attached to this thread (the caller's), and no borrowed object of its
+/// interpreter is used by the caller across this call.
+pub unsafe fn decref(id: i64) {
+    let close_now = with_entries(|entries| {
+        let Some(e) = entries.get_mut(&id) else {
             return false;
         };
-        rec.handles = rec.handles.saturating_sub(1);
-        if rec.handles > 0 || rec.whence != whence::STDLIB {
+        e.handles = e.handles.saturating_sub(1);
+        if e.handles > 0 || e.whence != whence::STDLIB {
             return false;
         }
-        if rec.running {
-            rec.close_when_idle = true;
+        if matches!(e.state, State::Running { .. }) {
+            e.close_when_idle = true;
             false
         } else {
             true
         }
-    })
+    });
+    // SAFETY: a thread state is attached (contract).
+    if close_now && id != unsafe { current() }.0 {
+        // SAFETY: nothing of the caller's interpreter is used until `reattach` (contract).
+        let saved = unsafe { tstate::detach() };
+        if close(id).is_err() {
+            // Threads alive, say: close it when a later run ends, or at exit.
+            with_entries(|entries| {
+                if let Some(e) = entries.get_mut(&id) {
+                    e.close_when_idle = true;
+                }
+            });
+        }
+        // SAFETY: `saved` was detached above.
+        unsafe { tstate::reattach(saved) };
+    }
 }
 
-/// Marks `id` so the end of its current run closes it. Needs no GIL.
-pub fn close_when_idle(id: i64) {
-    with_table(|t| {
-        if let Some(rec) = t.get_mut(&id) {
-            rec.close_when_idle = true;
+// ------------------------------------------------------------------- for the exit hook
+
+/// Ids of our interpreters, by id. Needs no GIL.
+#[must_use]
+pub fn ids() -> Vec<i64> {
+    with_entries(|e| e.keys().copied().collect())
+}
+
+/// Re-arms every disarmed interpreter (exit only: 3.12 aborts on a subinterpreter left
+/// alive). Needs no GIL.
+pub fn rearm_all() {
+    with_entries(|entries| {
+        for si in entries.values_mut().filter_map(|e| e.si.as_mut()) {
+            si.rearm();
         }
     });
 }
 
 /// Our interpreters that no close is working on (after [`shut_down`], only the exit hook
-/// starts closes, so these stay alive until it closes them).
+/// starts closes, so these stay alive until it closes them). Needs no GIL.
 #[must_use]
 pub fn not_closing() -> Vec<i64> {
-    with_table(|t| {
-        t.iter()
-            .filter(|(_, r)| !r.closing && r.si.is_some())
+    with_entries(|entries| {
+        entries
+            .iter()
+            .filter(|(_, e)| e.state != State::Closing)
             .map(|(&id, _)| id)
             .collect()
     })
@@ -594,10 +892,13 @@ pub fn not_closing() -> Vec<i64> {
 /// `threading.get_ident()` of the running OS thread). Needs no GIL.
 #[must_use]
 pub fn running_threads() -> Vec<(i64, u64)> {
-    with_table(|t| {
-        t.iter()
-            .filter(|(_, r)| r.running)
-            .map(|(&id, r)| (id, r.running_thread))
+    with_entries(|entries| {
+        entries
+            .iter()
+            .filter_map(|(&id, e)| match e.state {
+                State::Running { thread } => Some((id, thread)),
+                _ => None,
+            })
             .collect()
     })
 }

@@ -469,7 +469,20 @@ pub unsafe fn queue_ref_of(obj: *mut PyObject) -> Option<QueueRef> {
 
 /// The key under which the facade's queue class is registered in each interpreter's state
 /// dict (`_native._register_queue_type`).
-pub const QUEUE_TYPE_KEY: &std::ffi::CStr = c"subinterp_rs.queue_type";
+const QUEUE_TYPE_KEY: &std::ffi::CStr = c"subinterp_rs.queue_type";
+
+/// Records `cls` as the class that wraps queue ids in the current interpreter (the facade's
+/// `Queue`); `false` with a Python error set on failure.
+///
+/// # Safety
+/// The current interpreter's GIL is held; `cls` is alive.
+pub unsafe fn register_queue_type(cls: *mut PyObject) -> bool {
+    // SAFETY: the GIL is held (contract); the state dict is borrowed and keeps `cls` alive.
+    unsafe {
+        let dict = pyo3_ffi::PyInterpreterState_GetDict(pyo3_ffi::PyInterpreterState_Get());
+        !dict.is_null() && pyo3_ffi::PyDict_SetItemString(dict, QUEUE_TYPE_KEY.as_ptr(), cls) >= 0
+    }
+}
 
 /// A queue object of this interpreter for `q` (importing the facade if no class is registered).
 ///

@@ -105,11 +105,57 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
         if close_now {
             // Closing waits for the lifecycle lock: never while holding a GIL.
             let caller = tstate::detach();
-            let _ = lifecycle::destroy(id);
+            let _ = lifecycle::close(id);
             tstate::reattach(caller);
         }
         out.ok_or(BeginError::Running)
     }
+}
+
+/// `exec(code)` in interpreter `id` ([`in_interpreter`] + [`exec_in`]).
+///
+/// # Errors
+/// As [`in_interpreter`].
+///
+/// # Safety
+/// As [`in_interpreter`].
+pub unsafe fn exec(id: i64, code: &Code) -> Result<Outcome<()>, BeginError> {
+    // SAFETY: the caller's contract is `in_interpreter`'s; `exec_in` runs under the target's GIL.
+    unsafe { in_interpreter(id, || exec_in(code)) }
+}
+
+/// `callable(*args, **kwargs)` in interpreter `id` ([`in_interpreter`] + [`call_in`]).
+///
+/// # Errors
+/// As [`in_interpreter`].
+///
+/// # Safety
+/// As [`in_interpreter`].
+pub unsafe fn call(
+    id: i64,
+    callable: &Value,
+    args: &[Value],
+    kwargs: &[(String, Value)],
+    fallback: Fallback,
+) -> Result<Outcome<Value>, BeginError> {
+    // SAFETY: the caller's contract is `in_interpreter`'s; `call_in` runs under the target's GIL.
+    unsafe { in_interpreter(id, || call_in(callable, args, kwargs, fallback)) }
+}
+
+/// Binds `items` in `__main__` of interpreter `id` ([`in_interpreter`] +
+/// [`set_main_attrs_in`]).
+///
+/// # Errors
+/// As [`in_interpreter`].
+///
+/// # Safety
+/// As [`in_interpreter`].
+pub unsafe fn set_main_attrs(
+    id: i64,
+    items: &[(String, Value)],
+) -> Result<Outcome<()>, BeginError> {
+    // SAFETY: the caller's contract is `in_interpreter`'s; the work runs under the target's GIL.
+    unsafe { in_interpreter(id, || set_main_attrs_in(items)) }
 }
 
 /// Blocks this thread forever, holding no lock and no GIL.
@@ -477,5 +523,53 @@ pub unsafe fn marshal_code(obj: *mut PyObject) -> Option<Vec<u8>> {
         let ptr = pyo3_ffi::PyBytes_AsString(data.as_ptr()).cast::<u8>();
         let len = pyo3_ffi::PyBytes_Size(data.as_ptr()) as usize;
         Some(std::slice::from_raw_parts(ptr, len).to_vec())
+    }
+}
+
+/// The current interpreter's `sys.path` entries that are `str` (for a new interpreter's).
+///
+/// # Safety
+/// The current interpreter's GIL is held.
+pub unsafe fn sys_path() -> Option<Vec<String>> {
+    // SAFETY: the GIL is held; `PySys_GetObject` returns a borrowed reference.
+    unsafe {
+        let path = pyo3_ffi::PySys_GetObject(c"path".as_ptr());
+        if path.is_null() || pyo3_ffi::PyList_Check(path) == 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        for i in 0..pyo3_ffi::PyList_Size(path) {
+            let item = pyo3_ffi::PyList_GetItem(path, i);
+            if pyo3_ffi::PyUnicode_CheckExact(item) != 0 {
+                if let Some(s) = pyutil::str_to_string(item) {
+                    out.push(s);
+                }
+            }
+        }
+        pyo3_ffi::PyErr_Clear();
+        Some(out)
+    }
+}
+
+/// `sys.path[:] = paths` in the current interpreter (errors cleared).
+///
+/// # Safety
+/// The current interpreter's GIL is held.
+pub unsafe fn set_sys_path(paths: &[String]) {
+    // SAFETY: the GIL of the target is held; references are owned or borrowed from sys.
+    unsafe {
+        let path = pyo3_ffi::PySys_GetObject(c"path".as_ptr());
+        if path.is_null() || pyo3_ffi::PyList_Check(path) == 0 {
+            return;
+        }
+        if let Some(new) = Owned::from_owned(pyo3_ffi::PyList_New(0)) {
+            for p in paths {
+                if let Some(s) = pyutil::new_str(p) {
+                    pyo3_ffi::PyList_Append(new.as_ptr(), s.as_ptr());
+                }
+            }
+            pyo3_ffi::PyList_SetSlice(path, 0, pyo3_ffi::PyList_Size(path), new.as_ptr());
+        }
+        pyo3_ffi::PyErr_Clear();
     }
 }
