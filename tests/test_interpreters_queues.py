@@ -28,7 +28,7 @@ except ImportError:
     # hypothesis's native module refuses to load; its tests only run in the main one.
     HAVE_HYPOTHESIS = False
 from subinterp_rs import _native, _queues, interpreters
-from subinterp_rs._crossinterp import UnboundItem, UnboundOp
+from subinterp_rs._unbound import UnboundItem, UnboundOp
 from subinterp_rs.interpreters import (
     UNBOUND,
     UNBOUND_ERROR,

@@ -47,7 +47,7 @@ from subinterp_rs import (
     _native,
     interpreters,
 )
-from subinterp_rs._crossinterp import UnboundOp
+from subinterp_rs._unbound import UnboundOp
 from subinterp_rs.interpreters import (
     UNBOUND,
     UNBOUND_ERROR,

@@ -52,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from . import _native
+from . import _native_api
 
 __all__ = [
     "FIRST_IN_MAIN",
@@ -118,7 +118,7 @@ def import_in_main_first(*, legacy: bool = False) -> None:
     global _done, _done_legacy
     if _done and (_done_legacy or not legacy):
         return
-    if _native.get_current()[0] != 0:
+    if _native_api.get_current()[0] != 0:
         return
     if not _done:
         _import_all(_MODULES)
@@ -140,4 +140,6 @@ def guard_new_interpreter(id: int, *, isolated: bool) -> None:
     the modules of :data:`REFUSED_IN_ISOLATED` raise a clear ``ImportError``. Nothing on a
     Python without such modules."""
     if _REFUSED and isolated:
-        _native.exec(id, _GUARD.format(refused=_REFUSED, version=f"{_VERSION[0]}.{_VERSION[1]}"))
+        _native_api.exec(
+            id, _GUARD.format(refused=_REFUSED, version=f"{_VERSION[0]}.{_VERSION[1]}")
+        )

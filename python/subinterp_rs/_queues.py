@@ -12,25 +12,24 @@ import threading
 import weakref
 from typing import Any, Self
 
-from . import _native
-from ._crossinterp import (
-    UNBOUND,
-    UNBOUND_ERROR,
-    UNBOUND_REMOVE,
-    UnboundItem,
-    UnboundOp,
-    check_id,
-    check_timeout,
-    resolve_unbound,
-    serialize_unbound,
-    unbound_from_flag,
-)
+from . import _native_api
+from ._arguments import check_id, check_timeout
 from ._errors import (
     ItemInterpreterDestroyed,
     QueueEmpty,
     QueueError,
     QueueFull,
     QueueNotFoundError,
+)
+from ._unbound import (
+    UNBOUND,
+    UNBOUND_ERROR,
+    UNBOUND_REMOVE,
+    UnboundItem,
+    UnboundOp,
+    resolve_unbound,
+    serialize_unbound,
+    unbound_from_flag,
 )
 
 __all__ = [
@@ -57,12 +56,12 @@ def create(maxsize: int = 0, *, unbounditems: UnboundItem | UnboundOp = UNBOUND)
     """
     maxsize = operator.index(maxsize)
     unboundop = serialize_unbound(unbounditems)
-    qid = _native.queue_create(maxsize, unboundop)
+    qid = _native_api.queue_create(maxsize, unboundop)
     try:
         self = Queue(qid)
     finally:
         # Queue(qid) took its own handle reference; drop the one queue_create() gave us.
-        _native.queue_release(qid)
+        _native_api.queue_release(qid)
     self._set_unbound(unboundop, unbounditems)
     return self
 
@@ -70,7 +69,7 @@ def create(maxsize: int = 0, *, unbounditems: UnboundItem | UnboundOp = UNBOUND)
 def list_all() -> list[Queue]:
     """Return a list of all open queues."""
     queues = []
-    for qid, unboundop, _ in _native.queue_list_all():
+    for qid, unboundop, _ in _native_api.queue_list_all():
         try:
             self = Queue(qid)
         except QueueNotFoundError:
@@ -106,7 +105,7 @@ class Queue:
             known = _known_queues.get(id)
             if isinstance(known, cls) and not known._released:
                 return known
-            _native.queue_bind(id)  # QueueNotFoundError if it does not exist
+            _native_api.queue_bind(id)  # QueueNotFoundError if it does not exist
             self = super().__new__(cls)
             self._id = id
             self._unbound = None
@@ -119,7 +118,7 @@ class Queue:
         self,
         *,
         # Module globals may be gone when this runs at interpreter exit (gh-135729).
-        _release: Any = _native.queue_release,
+        _release: Any = _native_api.queue_release,
         _not_found: type[Exception] = QueueNotFoundError,
     ) -> None:
         if getattr(self, "_released", True):
@@ -159,7 +158,7 @@ class Queue:
         """The default ``unbounditems`` of :meth:`put`, set by ``create_queue()``."""
         unbound = self._unbound
         if unbound is None:
-            op, _ = _native.queue_get_defaults(self._id)
+            op, _ = _native_api.queue_get_defaults(self._id)
             unbound = self._set_unbound(op)
         return unbound[1]
 
@@ -167,7 +166,7 @@ class Queue:
     def maxsize(self) -> int:
         """The most items the queue holds; ``<= 0`` means unbounded."""
         if self._maxsize is None:
-            self._maxsize = _native.queue_get_maxsize(self._id)
+            self._maxsize = _native_api.queue_get_maxsize(self._id)
         return self._maxsize
 
     def empty(self) -> bool:
@@ -176,11 +175,11 @@ class Queue:
 
     def full(self) -> bool:
         """Whether the queue holds ``maxsize`` items (a snapshot)."""
-        return _native.queue_is_full(self._id)
+        return _native_api.queue_is_full(self._id)
 
     def qsize(self) -> int:
         """How many items the queue holds (a snapshot)."""
-        return _native.queue_get_count(self._id)
+        return _native_api.queue_get_count(self._id)
 
     def put(
         self,
@@ -215,14 +214,14 @@ class Queue:
         """
         unboundop = -1 if unbounditems is None else serialize_unbound(unbounditems)
         timeout = check_timeout(timeout) if block else None
-        _native.queue_put(self._id, obj, unboundop, bool(block), timeout)
+        _native_api.queue_put(self._id, obj, unboundop, bool(block), timeout)
 
     def put_nowait(
         self, obj: object, *, unbounditems: UnboundItem | UnboundOp | None = None
     ) -> None:
         """Like ``put(obj, block=False)``: raise :class:`QueueFull` if the queue is full."""
         unboundop = -1 if unbounditems is None else serialize_unbound(unbounditems)
-        _native.queue_put(self._id, obj, unboundop, False, None)
+        _native_api.queue_put(self._id, obj, unboundop, False, None)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Return the next object from the queue.
@@ -235,18 +234,18 @@ class Queue:
         decided by the ``unbounditems`` it was put with (see :meth:`put`).
         """
         timeout = check_timeout(timeout) if block else None
-        obj, unboundop = _native.queue_get(self._id, bool(block), timeout)
+        obj, unboundop = _native_api.queue_get(self._id, bool(block), timeout)
         if unboundop is not None:
             return resolve_unbound(unboundop)
         return obj
 
     def get_nowait(self) -> Any:
         """Like ``get(block=False)``: raise :class:`QueueEmpty` if the queue is empty."""
-        obj, unboundop = _native.queue_get(self._id, False, None)
+        obj, unboundop = _native_api.queue_get(self._id, False, None)
         if unboundop is not None:
             return resolve_unbound(unboundop)
         return obj
 
 
 # Queues that cross into this interpreter come out as this class.
-_native._register_queue_type(Queue)
+_native_api.register_queue_type(Queue)

@@ -51,7 +51,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol, Self
 
-from . import InterpreterConfig, _native, _worker
+from . import _native_api, _worker
+from ._subinterpreter import InterpreterConfig
 from .futures import InterpreterPoolExecutor, _check_map_args, _ChunkFailed
 
 __all__ = ["AsyncInterpreterPool", "SupportsCall", "run"]
@@ -112,7 +113,9 @@ async def run[**P, T](
     """
     call: Callable[[], T]
     if isinstance(interp, int):
-        call = functools.partial(_native.call, interp, func, args, kwargs or None, True)
+        call = functools.partial(
+            _native_api.call, interp, func, args, kwargs or None, closures=True
+        )
     else:
         call = functools.partial(interp.call, func, *args, **kwargs)
     return await _await_waiting(_run_executor().submit(call))

@@ -72,8 +72,9 @@ from concurrent.futures import _base as _futures_base
 from concurrent.futures import thread as _thread
 from typing import Any, Final, cast
 
-from . import InterpreterConfig, Subinterpreter, _native, _worker
+from . import _native_api, _worker
 from ._errors import ExecutionFailed, InterpreterError
+from ._subinterpreter import InterpreterConfig, Subinterpreter
 
 __all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor", "WorkerContext"]
 
@@ -109,7 +110,7 @@ _LOGGER: Final = _futures_base.LOGGER
 _WARM_UP: Final = """\
 __import__("subinterp_rs._worker")
 try:
-    __import__("subinterp_rs._crossing")  # pickle, for values that are not shareable
+    __import__("subinterp_rs._pickling")  # pickle, for values that are not shareable
 except ImportError:
     pass
 """
@@ -172,9 +173,9 @@ class WorkerContext:
         assert self.interp is None, self.interp
         self.interp = Subinterpreter.create(self.config)
         try:
-            _native.exec(self.interp.id, _WARM_UP)
+            _native_api.exec(self.interp.id, _WARM_UP)
             if isinstance(self.initdata, str):
-                _native.exec(self.interp.id, self.initdata)
+                _native_api.exec(self.interp.id, self.initdata)
             elif self.initdata is not None:
                 self.run(self.initdata)
         except BaseException:
@@ -201,7 +202,7 @@ class WorkerContext:
         entry, fn, args, kwargs = task
         id = interp.id
         try:
-            return _native.call(id, entry, (fn, *args), kwargs or None, True)
+            return _native_api.call(id, entry, (fn, *args), kwargs or None, closures=True)
         except ExecutionFailed as wrapper:
             exc = _fetch(id, _worker.take_exception)
             if entry is _worker.call_chunk:
@@ -219,7 +220,7 @@ class WorkerContext:
 def _fetch(id: int, getter: Callable[[], object]) -> object:
     """What ``getter()`` returns in interpreter ``id``; ``None`` if it cannot cross."""
     try:
-        return _native.call(id, getter, (), None)
+        return _native_api.call(id, getter, (), None)
     except Exception:
         return None
 

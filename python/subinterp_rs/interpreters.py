@@ -28,12 +28,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Self
 
-from . import InterpreterConfig, _native
-from ._crossinterp import UNBOUND as UNBOUND
-from ._crossinterp import UNBOUND_ERROR as UNBOUND_ERROR
-from ._crossinterp import UNBOUND_REMOVE as UNBOUND_REMOVE
-from ._crossinterp import UnboundItem as UnboundItem
-from ._crossinterp import check_id, script_for_exec
+from . import _native_api
+from ._arguments import check_id, script_for_exec
 from ._errors import ExcInfo as ExcInfo
 from ._errors import (
     ExecutionFailed,
@@ -49,6 +45,11 @@ from ._errors import QueueNotFoundError as QueueNotFoundError
 from ._preimport import guard_new_interpreter, import_in_main_first
 from ._queues import Queue
 from ._queues import create as create_queue
+from ._subinterpreter import InterpreterConfig
+from ._unbound import UNBOUND as UNBOUND
+from ._unbound import UNBOUND_ERROR as UNBOUND_ERROR
+from ._unbound import UNBOUND_REMOVE as UNBOUND_REMOVE
+from ._unbound import UnboundItem as UnboundItem
 
 # The same names as the stdlib's; UNBOUND*, QueueError, QueueNotFoundError and
 # ItemInterpreterDestroyed are here too (the stdlib has them in its _queues module).
@@ -84,15 +85,15 @@ def create() -> Interpreter:
     try:
         # The native side starts it with one handle reference (the stdlib's `reqrefs`), so
         # nothing elsewhere can close it before our object owns a reference of its own.
-        id = _native.create(*InterpreterConfig()._args(), _native.WHENCE_STDLIB)
+        id = _native_api.create(InterpreterConfig(), _native_api.WHENCE_STDLIB)
         try:
             guard_new_interpreter(id, isolated=True)
             interp = Interpreter(id, _ownsref=True)
         except BaseException:
             with contextlib.suppress(InterpreterError):
-                _native.destroy(id)
+                _native_api.destroy(id)
             raise
-        _native.decref(id)  # the object holds its own now
+        _native_api.decref(id)  # the object holds its own now
         return interp
     finally:
         with _known_lock:
@@ -104,7 +105,7 @@ def create() -> Interpreter:
 def list_all() -> list[Interpreter]:
     """Return all existing interpreters."""
     interps = []
-    for id, whence in _native.list_all():
+    for id, whence in _native_api.list_all():
         try:
             interps.append(Interpreter(id, _whence=whence))
         except InterpreterNotFoundError:
@@ -114,13 +115,13 @@ def list_all() -> list[Interpreter]:
 
 def get_current() -> Interpreter:
     """Return the currently running interpreter."""
-    id, whence = _native.get_current()
+    id, whence = _native_api.get_current()
     return Interpreter(id, _whence=whence)
 
 
 def get_main() -> Interpreter:
     """Return the main interpreter."""
-    id, whence = _native.get_main()
+    id, whence = _native_api.get_main()
     return Interpreter(id, _whence=whence)
 
 
@@ -128,7 +129,7 @@ def is_shareable(obj: object) -> bool:
     """Return ``True`` if the object's data may be shared between interpreters without
     pickling (``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, tuples of these,
     buffers and queues)."""
-    return _native.is_shareable(obj)
+    return _native_api.is_shareable(obj)
 
 
 _known: weakref.WeakValueDictionary[int, Interpreter] = weakref.WeakValueDictionary()
@@ -155,12 +156,12 @@ class Interpreter:
     """
 
     _WHENCE_TO_STR: Final[Mapping[int, str]] = {
-        _native.WHENCE_UNKNOWN: "unknown",
-        _native.WHENCE_RUNTIME: "runtime init",
-        _native.WHENCE_LEGACY_CAPI: "legacy C-API",
-        _native.WHENCE_CAPI: "C-API",
-        _native.WHENCE_XI: "cross-interpreter C-API",
-        _native.WHENCE_STDLIB: "_interpreters module",
+        _native_api.WHENCE_UNKNOWN: "unknown",
+        _native_api.WHENCE_RUNTIME: "runtime init",
+        _native_api.WHENCE_LEGACY_CAPI: "legacy C-API",
+        _native_api.WHENCE_CAPI: "C-API",
+        _native_api.WHENCE_XI: "cross-interpreter C-API",
+        _native_api.WHENCE_STDLIB: "_interpreters module",
     }
 
     _id: int
@@ -173,7 +174,7 @@ class Interpreter:
         id = check_id(id, "interpreter")
         if _whence is None:
             # InterpreterNotFoundError if it does not exist (any more).
-            _whence = _native.WHENCE_STDLIB if _ownsref else _native.whence(id)
+            _whence = _native_api.WHENCE_STDLIB if _ownsref else _native_api.whence(id)
         with _known_lock:
             known = _known.get(id)
             if known is not None and (known._dead or not isinstance(known, cls)):
@@ -183,7 +184,7 @@ class Interpreter:
                     return known
                 # Like the stdlib: an object for an interpreter that this module created
                 # keeps it alive. (One the stdlib's own _interpreters made is not ours.)
-                _ownsref = _whence == _native.WHENCE_STDLIB and _native.is_owned(id)
+                _ownsref = _whence == _native_api.WHENCE_STDLIB and _native_api.is_owned(id)
                 while _ownsref and _creating:
                     _creations.wait()
                     known = _known.get(id)
@@ -193,12 +194,12 @@ class Interpreter:
                 if _ownsref and not known._ownsref:
                     # create()'s interpreter got an object before create() got here (with
                     # what list_all() said while it was being made): make it the owner.
-                    _native.incref(id)
+                    _native_api.incref(id)
                     known._ownsref = True
-                    known._whence = _native.WHENCE_STDLIB
+                    known._whence = _native_api.WHENCE_STDLIB
                 return known
             if _ownsref:
-                _native.incref(id)  # InterpreterNotFoundError if it does not exist
+                _native_api.incref(id)  # InterpreterNotFoundError if it does not exist
             self = super().__new__(cls)
             self._id = id
             self._whence = _whence
@@ -226,7 +227,7 @@ class Interpreter:
         *,
         # Module globals may be gone when this runs at interpreter exit (gh-135729).
         _not_found: type[Exception] = InterpreterNotFoundError,
-        _interp_decref: Callable[[int], None] = _native.decref,
+        _interp_decref: Callable[[int], None] = _native_api.decref,
     ) -> None:
         if not getattr(self, "_ownsref", False):
             return
@@ -250,13 +251,13 @@ class Interpreter:
 
     def is_running(self) -> bool:
         """Return whether or not the identified interpreter is running."""
-        return _native.is_running(self._id)
+        return _native_api.is_running(self._id)
 
     # Everything past here is available only to interpreters created by
     # interpreters.create().
 
     def _check_ours(self, action: str) -> int:
-        if self._whence != _native.WHENCE_STDLIB:
+        if self._whence != _native_api.WHENCE_STDLIB:
             raise InterpreterError(
                 f"cannot {action} unrecognized interpreter {self._id} (whence: "
                 f"{self.whence}); only interpreters made by interpreters.create() allow it"
@@ -269,7 +270,7 @@ class Interpreter:
         Attempting to destroy the current interpreter, or one that is running, results in
         an :class:`InterpreterError`.
         """
-        _native.destroy(self._check_ours("destroy"))
+        _native_api.destroy(self._check_ours("destroy"))
 
     def prepare_main(
         self,
@@ -291,7 +292,7 @@ class Interpreter:
                 raise TypeError(f"names to bind must be str, got {name!r}")
             if "\0" in name:
                 raise ValueError(f"names to bind cannot contain NUL characters: {name!r}")
-        _native.set_main_attrs(id, values)
+        _native_api.set_main_attrs(id, values)
 
     def exec(self, code: object, /) -> None:
         """Run the given source code in the interpreter.
@@ -311,7 +312,7 @@ class Interpreter:
         interpreter is allowed to run in other threads.
         """
         id = self._check_ours("exec code for")
-        _native.exec(id, script_for_exec(code))
+        _native_api.exec(id, script_for_exec(code))
 
     def _call(
         self, callable: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -319,7 +320,7 @@ class Interpreter:
         id = self._check_ours("make a call in")
         if not builtins.callable(callable):  # (the parameter hides the builtin)
             raise TypeError(f"expected a callable, got {callable!r}")
-        return _native.call(id, callable, args, kwargs or None)
+        return _native_api.call(id, callable, args, kwargs or None)
 
     def call(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call the object in the interpreter with given args/kwargs.

@@ -50,7 +50,9 @@
 //!   a walker, so `Py_NewInterpreterFromConfig` runs in parallel in several threads, and only
 //!   the bookkeeping (the *creating* count, registration) is under the table mutex. 3.12 keeps
 //!   the core's process-wide creation lock too (concurrent creation crashes 3.12). Nobody waits
-//!   for it while holding a GIL.
+//!   for it while holding a GIL. (A create that CPython fails after linking its interpreter
+//!   frees it again inside `Py_NewInterpreterFromConfig`, out of memory and the like: the one
+//!   free a walk is not guarded against on 3.13+, as with the stdlib's own creates.)
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! A value is read out of an object under the source interpreter's GIL ([`to_value`]) as plain
 //! Rust data, and a new object is built from it under the destination's GIL ([`from_value`]).
 //! Objects never cross. Shareable types (the stdlib's list) cross as data; importable
-//! functions and classes by name; everything else by pickle (`subinterp_rs._crossing`).
+//! functions and classes by name; everything else by pickle (`subinterp_rs._pickling`).
 
 use std::ffi::CString;
 use std::sync::Arc;
@@ -231,7 +231,7 @@ unsafe fn resolve(module: &str, qualname: &str) -> Option<Owned> {
     }
 }
 
-/// `subinterp_rs._crossing.dumps(obj, closures)`.
+/// `subinterp_rs._pickling.dumps(obj, closures)`.
 ///
 /// # Safety
 /// The current interpreter's GIL is held; `obj` is alive.
@@ -239,7 +239,7 @@ unsafe fn pickle(obj: *mut PyObject, closures: bool) -> Result<Vec<u8>, NotShare
     // SAFETY: caller holds the GIL.
     unsafe {
         let dumped =
-            pyutil::cached_attr(c"subinterp_rs.dumps", c"subinterp_rs._crossing", c"dumps")
+            pyutil::cached_attr(c"subinterp_rs.dumps", c"subinterp_rs._pickling", c"dumps")
                 .and_then(|dumps| {
                     let flag = if closures {
                         pyo3_ffi::Py_True()
@@ -255,7 +255,7 @@ unsafe fn pickle(obj: *mut PyObject, closures: bool) -> Result<Vec<u8>, NotShare
                 Ok(std::slice::from_raw_parts(ptr, len).to_vec())
             }
             Some(_) => Err(NotShareable(Some(
-                "_crossing.dumps returned a non-bytes".into(),
+                "_pickling.dumps returned a non-bytes".into(),
             ))),
             None => {
                 let raised = pyo3_ffi::PyErr_Occurred();
@@ -337,7 +337,7 @@ pub unsafe fn from_value(value: &Value) -> Option<Owned> {
             Value::Pickled(data) => {
                 let loads = pyutil::cached_attr(
                     c"subinterp_rs.loads",
-                    c"subinterp_rs._crossing",
+                    c"subinterp_rs._pickling",
                     c"loads",
                 )?;
                 let bytes = pyutil::new_bytes(data)?;

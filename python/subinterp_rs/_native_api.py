@@ -1,0 +1,218 @@
+"""The one door to the native module: the only code in the package that calls ``_native``.
+
+Every function here is one call into ``subinterp_rs._native`` with keyword arguments (so a
+change of the native signatures shows here, and only here), and every public module goes
+through these. Errors are the native module's (see ``_native.pyi``): nothing is caught here.
+
+Functions that may run while an interpreter shuts down (``decref``, ``queue_release``, called
+from ``__del__``) keep the native function as a default argument: module globals may already be
+gone then (gh-135729).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import CodeType
+from typing import TYPE_CHECKING, Any, Final
+
+from . import _native
+
+if TYPE_CHECKING:
+    from ._errors import ExcInfo
+    from ._subinterpreter import InterpreterConfig
+
+__all__ = [
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
+    "UNBOUND_REPLACE",
+    "WHENCE_CAPI",
+    "WHENCE_LEGACY_CAPI",
+    "WHENCE_RUNTIME",
+    "WHENCE_STDLIB",
+    "WHENCE_UNKNOWN",
+    "WHENCE_XI",
+    "call",
+    "create",
+    "decref",
+    "destroy",
+    "disarm",
+    "excinfo_of",
+    "exec",
+    "exit_hook",
+    "get_current",
+    "get_main",
+    "incref",
+    "is_owned",
+    "is_running",
+    "is_shareable",
+    "list_all",
+    "private_api_missing",
+    "queue_bind",
+    "queue_create",
+    "queue_get",
+    "queue_get_count",
+    "queue_get_defaults",
+    "queue_get_maxsize",
+    "queue_is_full",
+    "queue_list_all",
+    "queue_put",
+    "queue_release",
+    "register_queue_type",
+    "set_main_attrs",
+    "whence",
+]
+
+WHENCE_UNKNOWN: Final = _native.WHENCE_UNKNOWN
+WHENCE_RUNTIME: Final = _native.WHENCE_RUNTIME
+WHENCE_LEGACY_CAPI: Final = _native.WHENCE_LEGACY_CAPI
+WHENCE_CAPI: Final = _native.WHENCE_CAPI
+WHENCE_XI: Final = _native.WHENCE_XI
+WHENCE_STDLIB: Final = _native.WHENCE_STDLIB
+
+UNBOUND_REMOVE: Final = _native.UNBOUND_REMOVE
+UNBOUND_ERROR: Final = _native.UNBOUND_ERROR
+UNBOUND_REPLACE: Final = _native.UNBOUND_REPLACE
+
+# -- interpreters ---------------------------------------------------------------------------
+
+
+def create(config: InterpreterConfig, whence: int) -> int:
+    """A new interpreter owned by the native registry; its id."""
+    return _native.create(
+        use_main_obmalloc=config.use_main_obmalloc,
+        allow_fork=config.allow_fork,
+        allow_exec=config.allow_exec,
+        allow_threads=config.allow_threads,
+        allow_daemon_threads=config.allow_daemon_threads,
+        check_multi_interp_extensions=config.check_multi_interp_extensions,
+        gil=config.gil,
+        whence=whence,
+    )
+
+
+def destroy(id: int) -> None:
+    _native.destroy(id=id)
+
+
+def disarm(id: int) -> None:
+    _native.disarm(id=id)
+
+
+def list_all() -> list[tuple[int, int]]:
+    return _native.list_all()
+
+
+def get_current() -> tuple[int, int]:
+    return _native.get_current()
+
+
+def get_main() -> tuple[int, int]:
+    return _native.get_main()
+
+
+def whence(id: int) -> int:
+    return _native.whence(id=id)
+
+
+def is_running(id: int) -> bool:
+    return _native.is_running(id=id)
+
+
+def is_owned(id: int) -> bool:
+    return _native.is_owned(id=id)
+
+
+def incref(id: int) -> None:
+    _native.incref(id=id)
+
+
+def decref(id: int, *, _decref: Callable[..., None] = _native.decref) -> None:
+    _decref(id=id)
+
+
+def exec(id: int, code: str | CodeType | Callable[[], object]) -> None:
+    _native.exec(id=id, code=code)
+
+
+def call(
+    id: int,
+    callable: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any] | None,
+    *,
+    closures: bool = False,
+) -> Any:
+    return _native.call(id=id, callable=callable, args=args, kwargs=kwargs, closures=closures)
+
+
+def set_main_attrs(id: int, ns: Mapping[str, Any]) -> None:
+    _native.set_main_attrs(id=id, ns=ns)
+
+
+def is_shareable(obj: object) -> bool:
+    return _native.is_shareable(obj=obj)
+
+
+def excinfo_of(exc: BaseException) -> ExcInfo:
+    return _native.excinfo_of(exc=exc)
+
+
+def private_api_missing() -> list[str]:
+    return _native._private_api_missing()
+
+
+def exit_hook() -> list[int]:
+    """Close every interpreter we created (the exit hook); the ids still running."""
+    return _native._shutdown()
+
+
+# -- queues ---------------------------------------------------------------------------------
+
+
+def register_queue_type(cls: type) -> None:
+    _native._register_queue_type(cls=cls)
+
+
+def queue_create(maxsize: int, unboundop: int) -> int:
+    return _native.queue_create(maxsize=maxsize, unboundop=unboundop)
+
+
+def queue_bind(qid: int) -> None:
+    _native.queue_bind(qid=qid)
+
+
+def queue_release(qid: int, *, _release: Callable[..., None] = _native.queue_release) -> None:
+    _release(qid=qid)
+
+
+def queue_list_all() -> list[tuple[int, int, int]]:
+    return _native.queue_list_all()
+
+
+def queue_put(qid: int, obj: object, unboundop: int, block: bool, timeout: float | None) -> None:
+    _native.queue_put(qid=qid, obj=obj, unboundop=unboundop, block=block, timeout=timeout)
+
+
+def queue_get(qid: int, block: bool, timeout: float | None) -> tuple[object, int | None]:
+    return _native.queue_get(qid=qid, block=block, timeout=timeout)
+
+
+def queue_get_maxsize(qid: int) -> int:
+    return _native.queue_get_maxsize(qid=qid)
+
+
+def queue_get_count(qid: int) -> int:
+    return _native.queue_get_count(qid=qid)
+
+
+def queue_is_full(qid: int) -> bool:
+    return _native.queue_is_full(qid=qid)
+
+
+def queue_get_defaults(qid: int) -> tuple[int, int]:
+    return _native.queue_get_defaults(qid=qid)
+
+
+# The process guards go with the first use of the native module (whichever public module
+# imports this one first); they call back into this module, complete by now.
+from . import _process_guards  # noqa: E402, F401

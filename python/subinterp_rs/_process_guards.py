@@ -1,0 +1,144 @@
+"""Process guards, the Python side (the Rust side is the binding crate's ``runtime::guards``).
+
+Installed once, in the main interpreter, when the package is first imported:
+
+* the exit hook (``atexit``): closes every interpreter the package created before the runtime
+  finalizes, and ends the process with ``os._exit`` (after flushing stdio, with the status a
+  normal exit would have had) if one still runs in C code and cannot be stopped;
+* ``sys.exit`` and ``sys.excepthook`` wrappers that remember that status;
+* fork refusal: ``os.fork``, ``os.forkpty`` and ``subprocess``'s ``preexec_fn`` raise
+  ``InterpreterError`` while subinterpreters are alive (CPython's after-fork cleanup of
+  subinterpreters kills the child).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import _native_api
+from ._errors import InterpreterError
+
+__all__: list[str] = []
+
+_exit_status = 0
+
+
+def _note_uncaught(hook: Callable[..., Any]) -> Callable[..., Any]:
+    def excepthook(*args: Any) -> Any:
+        global _exit_status
+        _exit_status = 1
+        return hook(*args)
+
+    return excepthook
+
+
+def _note_exit(exit: Callable[..., Any]) -> Callable[..., Any]:
+    """``sys.exit`` that remembers its status, for the rare exit through ``os._exit``."""
+
+    def recording_exit(status: object = None, /) -> Any:
+        global _exit_status
+        if status is None:
+            _exit_status = 0
+        elif isinstance(status, int):
+            _exit_status = status & 0xFF
+        else:
+            _exit_status = 1
+        return exit(status)
+
+    recording_exit.__doc__ = exit.__doc__
+    recording_exit.__wrapped__ = exit  # type: ignore[attr-defined]
+    # It is `sys.exit` now: it pickles (and crosses) by that name.
+    recording_exit.__module__ = "sys"
+    recording_exit.__name__ = recording_exit.__qualname__ = "exit"
+    return recording_exit
+
+
+def _shutdown() -> None:
+    """Close every interpreter we created before the runtime finalizes.
+
+    A subinterpreter left alive at exit makes CPython abort (3.12) or crash while finalizing.
+    Idle ones are closed; running ones get ``SystemExit`` raised inside and a moment to stop.
+    One that still runs (blocked in C code) cannot be ended safely: the process then exits
+    with ``os._exit`` after flushing stdio, instead of aborting.
+    """
+    alive = _native_api.exit_hook()
+    if alive:
+        sys.stderr.write(
+            f"subinterp_rs: interpreter(s) {alive} still running at exit; "
+            "exiting without finalization to avoid an abort\n"
+        )
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(_exit_status)
+
+
+def _refuse_fork_while_subinterpreters_live() -> None:
+    main = _native_api.get_main()[0]
+    others = [i for i, _ in _native_api.list_all() if i != main]
+    if others:
+        raise InterpreterError(
+            f"cannot fork while {len(others)} subinterpreter(s) are alive "
+            f"(ids {others}): CPython's after-fork cleanup crashes the child. "
+            "Close them first, or use the 'spawn' or 'forkserver' start methods."
+        )
+
+
+def _guard(fork: Callable[..., Any]) -> Callable[..., Any]:
+    """``fork`` (``os.fork``, ``os.forkpty``) that refuses while subinterpreters exist.
+
+    CPython cannot fork then: its after-fork cleanup of subinterpreters in the child hangs
+    (3.12), aborts (3.13) or segfaults (3.14) it, with the stdlib's interpreters as with
+    ours. A clear error beats a dead child.
+    """
+
+    def guarded_fork(*args: Any) -> Any:
+        _refuse_fork_while_subinterpreters_live()
+        return fork(*args)
+
+    guarded_fork.__doc__ = fork.__doc__
+    guarded_fork.__wrapped__ = fork  # type: ignore[attr-defined]
+    return guarded_fork
+
+
+def _guard_preexec(fork_exec: Callable[..., Any]) -> Callable[..., Any]:
+    """``_posixsubprocess.fork_exec`` that refuses a ``preexec_fn`` (the only callable argument,
+    which makes the child run CPython's after-fork cleanup) while subinterpreters exist."""
+
+    def guarded_fork_exec(*args: Any) -> Any:
+        if any(callable(a) for a in args):
+            _refuse_fork_while_subinterpreters_live()
+        return fork_exec(*args)
+
+    guarded_fork_exec.__wrapped__ = fork_exec  # type: ignore[attr-defined]
+    return guarded_fork_exec
+
+
+def _install() -> None:
+    """Wraps ``sys.excepthook``, ``sys.exit``, ``os.fork``/``os.forkpty`` and
+    ``_posixsubprocess.fork_exec``, and registers the exit hook: once, in the main interpreter
+    (a subinterpreter's exit is its closer's business)."""
+    sys.excepthook = _note_uncaught(sys.excepthook)
+    sys.exit = _note_exit(sys.exit)
+    atexit.register(_shutdown)
+    for name in ("fork", "forkpty"):
+        if hasattr(os, name):
+            setattr(os, name, _guard(getattr(os, name)))
+    try:
+        import _posixsubprocess
+        import subprocess
+    except ImportError:
+        pass
+    else:
+        _posixsubprocess.fork_exec = _guard_preexec(_posixsubprocess.fork_exec)
+        if hasattr(subprocess, "_fork_exec"):
+            subprocess._fork_exec = _posixsubprocess.fork_exec
+
+
+if _native_api.get_current()[0] == _native_api.get_main()[0]:
+    _install()
