@@ -10,8 +10,8 @@ use pyo3_ffi::PyObject;
 ///
 /// It must be created and dropped while the same interpreter's GIL is held on the same OS
 /// thread: the type is neither `Send` nor `Sync`, and every function that switches interpreters
-/// takes care to drop its `Owned` values before switching. Values leave an interpreter as
-/// [`Value`](crate::xi::Value)s, never as `Owned`.
+/// takes care to drop its `Owned` values before switching. Values leave an interpreter as plain
+/// Rust data (a binding's own cross-interpreter values), never as `Owned`.
 pub struct Owned {
     ptr: NonNull<PyObject>,
     _thread_bound: PhantomData<*mut ()>,

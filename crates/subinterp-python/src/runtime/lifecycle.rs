@@ -31,7 +31,8 @@
 //! | `destroy` | | -> `Closing` -> *closed*; back to `Idle` with the refusal (running elsewhere, threads alive, buffers in use) | `InterpreterError` "running in another thread" | `InterpreterError` "already being closed" | `InterpreterNotFoundError` | `InterpreterError` (main, current, "not created by subinterp_rs") |
 //! | `destroy` of a disarmed one | | `InterpreterError` "was disarmed" | same | | | |
 //! | `disarm` | | `disarmed` set | `disarmed` set | `InterpreterError` "already being closed" | `InterpreterNotFoundError` | |
-//! | `incref` / `decref` | | handles +1 / -1; at 0 (facade-made): -> close | handles; at 0: `close_when_idle` | | no-op | no-op |
+//! | `incref` | | handles +1 | handles +1 | handles +1 | `InterpreterNotFoundError` | no-op |
+//! | `decref` | | handles -1; at 0 (facade-made): -> close (refused: `close_when_idle`) | handles -1; at 0: `close_when_idle` | handles -1 | no-op | no-op |
 //! | `shut_down` (exit hook) | waited for | refused to all but the hook | stopped by the hook | waited for | | |
 //!
 //! After [`shut_down`] every create, run and close (but the exit hook's own) is refused:
