@@ -4,8 +4,8 @@
 # there (`make wheels`; also the last leg of `make test`).
 #
 # Usage:
-#   scripts/wheels.sh [WHAT...]    WHAT: 3.12 3.13 3.13s 3.14 3.15 sdist (default: all of
-#                                  them, in that order; 3.13s needs the 3.13 wheel)
+#   scripts/wheels.sh [WHAT...]    WHAT: 3.12 3.13 3.13s 3.14 3.15 sdist release (default:
+#                                  all of them, in that order; 3.13s needs the 3.13 wheel)
 #
 # Tools: scripts/wheel-tools.txt (maturin, ziglang, auditwheel, from PyPI, with the reason
 # for each), in a venv of their own: target/wheels/tools-host on the host, tools-sid inside
@@ -41,6 +41,10 @@
 # same install without Rust (no cargo on PATH, MATURIN_NO_INSTALL_RUST=1 so that maturin does
 # not download a toolchain) must fail with the message of build_backend/subinterp_rs_build.py,
 # which says which platforms have wheels and how to get Rust.
+# release checks, offline, what only GitHub runs: .github/workflows/release.yml is valid
+# against the GitHub workflow schema (check-jsonschema's vendored copy), its CIBW_BUILD values
+# are the Pythons the docs promise, and `cibuildwheel --print-build-identifiers` with
+# pyproject.toml's [tool.cibuildwheel] gives exactly the wheels promised on each platform.
 #
 # Exit status: 0 if everything built and passed; 1 if anything failed.  A chroot Python
 # whose chroot cannot be made (no network, not root) is reported "SKIP: <reason>" and does
@@ -56,7 +60,7 @@ STAGE=$TOP/target/wheels
 SMOKE=$TOP/scripts/wheel_smoke.py
 TOOLS_REQ=$TOP/scripts/wheel-tools.txt
 SKIP_RC=77
-ALL="3.12 3.13 3.13s 3.14 3.15 sdist"
+ALL="3.12 3.13 3.13s 3.14 3.15 sdist release"
 # The platform every wheel must have: manylinux2014 is PEP 600's manylinux_2_17.
 POLICY=manylinux_2_17_x86_64
 WHEEL_PLAT=manylinux2014_x86_64.manylinux_2_17_x86_64
@@ -377,6 +381,56 @@ sdist_inner() {
     printf ' pointing at the wheels\n' >>"$STAGE/sdist.result"
 }
 
+# The release workflow and the cibuildwheel configuration (what only GitHub runs).
+release_inner() {
+    LEG=release
+    trap on_exit EXIT
+    cd -- "$TOP"
+    local workflow=.github/workflows/release.yml
+    tools host
+    say "check-jsonschema --builtin-schema vendor.github-workflows $workflow"
+    "$TOOLS/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$workflow"
+    say "cibuildwheel --print-build-identifiers, per platform and architecture of the workflow"
+    "$TOOLS/bin/python" - "$workflow" "$TOOLS/bin/cibuildwheel" <<'EOF'
+import itertools, re, subprocess, sys
+
+workflow, cibuildwheel = sys.argv[1], sys.argv[2]
+text = open(workflow).read()
+pythons = ["cp312", "cp313", "cp314", "cp315"]
+# The two CIBW_BUILD values of the workflow's matrix: the regular Pythons, and 3.14t.
+m = re.search(r"CIBW_BUILD: \$\{\{ matrix\.python == 'cp314t' && '([^']*)' \|\| '([^']*)' \}\}",
+              text)
+if m is None:
+    sys.exit(f"{workflow}: no CIBW_BUILD of the form this check reads")
+builds = {"cp314t": m[1], "regular": m[2]}
+want_builds = {"cp314t": "cp314t-*", "regular": " ".join(f"{p}-*" for p in pythons)}
+if builds != want_builds:
+    sys.exit(f"{workflow}: CIBW_BUILD values {builds}, want {want_builds}")
+plats = {  # (platform, arch): the wheels' platform parts, as docs/platforms.md lists them
+    ("linux", "x86_64"): ["manylinux_x86_64", "musllinux_x86_64"],
+    ("linux", "aarch64"): ["manylinux_aarch64", "musllinux_aarch64"],
+    ("macos", "arm64"): ["macosx_arm64"],
+    ("macos", "x86_64"): ["macosx_x86_64"],
+    ("windows", "auto"): ["win_amd64"],  # the archs of [tool.cibuildwheel.windows]
+}
+total = 0
+for (plat, arch), kind in itertools.product(plats, builds):
+    env = {"CIBW_BUILD": builds[kind], "PATH": "/usr/bin:/bin"}
+    args = [cibuildwheel, "--print-build-identifiers", "--platform", plat]
+    if arch != "auto":
+        args += ["--archs", arch]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout.split()
+    tags = pythons if kind == "regular" else ["cp314t"]
+    want = sorted(f"{t}-{p}" for t in tags for p in plats[plat, arch])
+    if sorted(out) != want:
+        sys.exit(f"{plat} {arch} {kind}: cibuildwheel would build {sorted(out)}, want {want}")
+    total += len(out)
+print(f"cibuildwheel: {total} wheels over {len(plats)} platforms, as promised (3.14t included)")
+EOF
+    printf 'release.yml valid (GitHub workflow schema); cibuildwheel selects the promised wheels\n' \
+        >"$STAGE/release.result"
+}
+
 # ------------------------------------------------------------------------------ driver
 
 run_all() {
@@ -394,6 +448,7 @@ run_all() {
         local -a inner
         case $w in
         sdist) leg=3.12 inner=(__sdist) ;;
+        release) leg=3.12 inner=(__release) ;;
         3.13s) inner=(__install "$w") ;;
         3.12 | 3.13) inner=(__leg "$w" host) ;;
         *) inner=(__leg "$w" sid) ;;
@@ -402,7 +457,7 @@ run_all() {
         # Stale files of this kind from earlier runs (dist/ is this script's alone).
         case $w in
         sdist) rm -f -- "$OUT"/subinterp_rs-*.tar.gz ;;
-        3.13s) ;; # installs the 3.13 wheel
+        3.13s | release) ;; # 3.13s installs the 3.13 wheel; release builds nothing
         *) rm -f -- "$OUT"/subinterp_rs-*-cp"${w//./}"-cp"${w//./}"-*.whl ;;
         esac
         rm -f -- "$STAGE/$w.result" "$STAGE/$w.audit"
@@ -442,6 +497,7 @@ case ${1:-} in
 __leg) leg_inner "$2" "$3" ;;
 __install) install_inner "$2" ;;
 __sdist) sdist_inner ;;
+__release) release_inner ;;
 -h | --help | help) usage 0 ;;
 *) run_all "$@" ;;
 esac
