@@ -13,8 +13,10 @@
 #   make bench         python -m bench (bench/: pyperf + own harness), results in bench/results/;
 #                      ARGS=--quick for a short run
 #   make soak          stress/soak run (SOAK_SECONDS, default 60)
-#   make wheels        release wheels + sdist into dist/, each installed into a fresh venv
-#                      and smoke-tested (scripts/wheels.sh; also the last leg of make test)
+#   make wheels        portable manylinux2014 release wheels (maturin --zig, checked by
+#                      auditwheel) + sdist into dist/, each installed into a fresh venv and
+#                      smoke-tested; the release workflow's configuration checked
+#                      (scripts/wheels.sh; also the last leg of make test)
 #   make valgrind      a test subset and the Rust core tests under valgrind's memcheck, on the
 #                      host 3.13 (VG_PY=3.12 for the other; ARGS: pytest arguments instead of
 #                      the default subset); scripts/valgrind.sh, a manual check, not in make test

@@ -402,7 +402,7 @@ def format_markdown(report: dict[str, Any]) -> str:
 def _loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: Windows has no load average
         return None
 
 

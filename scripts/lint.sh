@@ -7,7 +7,7 @@ cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." || exit
 
 # The Python trees (those that have .py files).
 PY_DIRS=()
-for d in python tests examples bench scripts; do
+for d in python tests examples bench scripts build_backend; do
     [[ -n $(find "$d" -name '*.py' -print -quit 2>/dev/null) ]] && PY_DIRS+=("$d")
 done
 failed=()

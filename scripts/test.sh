@@ -31,8 +31,9 @@
 #                target dir, after building the extension there (stubtest checks the built
 #                module).  First in `all`, so the 3.12 leg then finds its venv and build made;
 #                its tools (mypy, ruff) come from requirements-dev.txt like every leg's.
-#   wheels       not a Python: scripts/wheels.sh (make wheels): the release wheel of each of
-#                3.12-3.15 and the sdist, each installed into a fresh venv and smoke-tested.
+#   wheels       not a Python: scripts/wheels.sh (make wheels): the manylinux2014 release
+#                wheel of each of 3.12-3.15 (maturin --zig, checked by auditwheel) and the
+#                sdist, each installed into a fresh venv and smoke-tested.
 #                Last in `all`, so it reuses the legs' venvs and builds; it fails if anything
 #                fails, and a chroot Python it cannot have shows as SKIP in its own summary.
 #

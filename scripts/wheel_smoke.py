@@ -8,7 +8,9 @@ outside the repository, so that the in-tree package cannot be the one imported::
 It checks that the package comes from that venv's site-packages (not editable), then uses the
 low-level ``Subinterpreter`` (create, exec, call, prepare_main, errors, close, parallel
 calls), the PEP 734 facade (create, call, prepare_main, exec, queues in both directions,
-call_in_thread), the executor, and that ``list_all()`` is back to the main interpreter alone.
+call_in_thread), the executor, the GIL of each interpreter (3.13+; what a free-threaded build
+changes), and that ``list_all()`` is back to the main interpreter alone. ``--venv`` is
+optional (cibuildwheel's test venv, in .github/workflows/release.yml, runs it without).
 Any failure raises (exit status 1); the last line is ``wheel smoke: OK`` and the status 0.
 """
 
@@ -177,6 +179,34 @@ def check_interpreters() -> None:
     assert [i.id for i in interpreters.list_all()] == [main.id]
 
 
+def check_gil() -> None:
+    """The GIL of the main interpreter and of the package's interpreters, own or shared.
+
+    On a free-threaded build (3.14t) the native module declares that it needs the GIL, so
+    importing the package enables the main interpreter's, and each interpreter the package
+    creates enables its own, unless PYTHON_GIL=0 (-X gil=0) keeps them off. A default build
+    always has them (3.13+ can say so; 3.12 cannot ask).
+    """
+    is_enabled = getattr(sys, "_is_gil_enabled", None)  # 3.13+ (mypy checks as 3.12)
+    if is_enabled is None:
+        return
+    from subinterp_rs import InterpreterConfig, Subinterpreter
+
+    free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    forced_off = free_threaded and (
+        os.environ.get("PYTHON_GIL") == "0" or sys._xoptions.get("gil") == "0"
+    )
+    want = not forced_off
+    kind = "free-threaded" if free_threaded else "default"
+    step(f"GIL ({kind} build): {'enabled' if want else 'off (PYTHON_GIL=0)'} in every interpreter")
+    assert is_enabled() is want, f"main interpreter: GIL enabled {is_enabled()}, want {want}"
+    for config in (InterpreterConfig.isolated(), InterpreterConfig.legacy()):
+        with Subinterpreter.create(config) as si:
+            si.exec("import sys; enabled = sys._is_gil_enabled()")
+            got = si.call(eval, "enabled")
+            assert got is want, f"gil={config.gil!r} interpreter: GIL enabled {got}, want {want}"
+
+
 def check_executor() -> None:
     from subinterp_rs import interpreters
     from subinterp_rs.demo import count_primes
@@ -208,6 +238,7 @@ def main() -> int:
     check_lowlevel()
     check_interpreters()
     check_executor()
+    check_gil()
     from subinterp_rs import interpreters
 
     assert [i.id for i in interpreters.list_all()] == [interpreters.get_main().id]

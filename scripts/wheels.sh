@@ -1,36 +1,55 @@
 #!/usr/bin/env bash
-# scripts/wheels.sh -- release wheels and the sdist, each proved by installing it into a fresh
-# venv and running scripts/wheel_smoke.py there (`make wheels`).
+# scripts/wheels.sh -- portable release wheels (manylinux2014: glibc 2.17, x86_64) and the
+# sdist, each proved by installing it into a fresh venv and running scripts/wheel_smoke.py
+# there (`make wheels`; also the last leg of `make test`).
 #
 # Usage:
-#   scripts/wheels.sh [WHAT...]    WHAT: 3.12 3.13 3.14 3.15 sdist (default: all of them)
+#   scripts/wheels.sh [WHAT...]    WHAT: 3.12 3.13 3.13s 3.14 3.15 sdist release (default:
+#                                  all of them, in that order; 3.13s needs the 3.13 wheel)
 #
-# For each Python (3.12, 3.13 on the host; 3.14, 3.15 inside the Debian sid chroot of
-# scripts/sid-pythons.sh), through `scripts/test.sh run LEG` (which builds the leg's dev venv
-# and cargo target dir, and enters the chroot):
-#   1. `maturin build --release --locked` into target/wheels/LEG/; the wheel is checked
-#      (exactly one native module, for that Python's EXT_SUFFIX; py.typed and the stub; no
-#      runtime dependencies) and copied to dist/;
-#   2. a fresh venv of that Python (not the dev venv) is made in a temporary directory
+# Tools: scripts/wheel-tools.txt (maturin, ziglang, auditwheel, from PyPI, with the reason
+# for each), in a venv of their own: target/wheels/tools-host on the host, tools-sid inside
+# the Debian sid chroot; made on first use (half a minute), kept while that list is unchanged.
+#
+# For each of 3.12, 3.13 (host) and 3.14, 3.15 (inside the sid chroot of
+# scripts/sid-pythons.sh), through `scripts/test.sh run LEG` (the leg's dev venv, its cargo
+# target dir, the chroot):
+#   1. `maturin build --release --locked --zig --compatibility manylinux2014` into
+#      target/wheels/LEG/: zig (the tools venv's, through CARGO_ZIGBUILD_PYTHON_PATH) links
+#      the extension against glibc 2.17's symbols. maturin reads pyproject.toml for what to
+#      build. Cargo's output goes to the leg's target dir under x86_64-unknown-linux-gnu/,
+#      apart from `maturin develop`'s, and is kept between runs (a rebuild is seconds);
+#   2. `auditwheel show --json`: the wheel must be manylinux_2_17_x86_64 both by its symbols
+#      and overall, use no GLIBC_ symbol version newer than 2.17, need no library outside the
+#      policy, and be named ...-manylinux2014_x86_64.manylinux_2_17_x86_64.whl;
+#   3. its contents are checked (one native module, for that Python's EXT_SUFFIX; py.typed
+#      and the stub; no runtime dependencies) and it is copied to dist/;
+#   4. a fresh venv of that Python (not the dev venv) is made in a temporary directory
 #      outside the work tree (inside the chroot for 3.14/3.15), and exactly that wheel file is
 #      installed with `pip install --no-index`, in a cleared environment;
-#   3. scripts/wheel_smoke.py runs with the venv's Python from that temporary directory: it
+#   5. scripts/wheel_smoke.py runs with the venv's Python from that temporary directory: it
 #      asserts the package is the one in the venv's site-packages, then creates, calls,
 #      passes queues both ways, runs the executor and closes (exit status 0 = passed).
-# The sdist (`maturin sdist`) is checked (Cargo.lock, build.rs, src/, crates/, python/, README,
-# pyproject; no build output, venvs or compiled files, no bench/ or docs/; small), copied to
-# dist/, then `pip install`ed into a fresh 3.12 venv -- which compiles it with maturin from
-# PyPI as the PEP 517 backend (cargo target dir target/wheels/sdist-cargo, kept between
-# runs) -- and smoke-tested the same way.
-#
-# The wheels carry the manylinux tag that maturin's audit finds for the glibc symbols they
-# link (manylinux_2_34 for the host's builds; the chroot's newer glibc may give a higher
-# one); portable manylinux2014 wheels need a manylinux build image, which this script does
-# not use.  The file names are printed at the end.
+# 3.13s builds nothing: the cp313 wheel built on the host (pyenv 3.13.0, Debian 12) is
+# installed into a fresh venv of the chroot's python3.13 (the newest 3.13 patch, on sid's
+# newer glibc) and smoke-tested: the same file on another system and Python patch release.
+# The sdist (`maturin sdist`) is checked (pyproject.toml, Cargo.lock, each workspace crate's
+# Cargo.toml, build.rs and src/ as git tracks them, python/, build_backend/; no build output,
+# venvs or compiled files, no bench/ or docs/; small), copied to dist/, then `pip install`ed into a fresh 3.12
+# venv -- which compiles it with maturin from PyPI as the PEP 517 backend (cargo target dir
+# target/wheels/sdist-cargo, kept between runs) -- and smoke-tested the same way. Then the
+# same install without Rust (no cargo on PATH, MATURIN_NO_INSTALL_RUST=1 so that maturin does
+# not download a toolchain) must fail with the message of build_backend/subinterp_rs_build.py,
+# which says which platforms have wheels and how to get Rust.
+# release checks, offline, what only GitHub runs: .github/workflows/release.yml is valid
+# against the GitHub workflow schema (check-jsonschema's vendored copy), its CIBW_BUILD values
+# are the Pythons the docs promise, and `cibuildwheel --print-build-identifiers` with
+# pyproject.toml's [tool.cibuildwheel] gives exactly the wheels promised on each platform.
 #
 # Exit status: 0 if everything built and passed; 1 if anything failed.  A chroot Python
 # whose chroot cannot be made (no network, not root) is reported "SKIP: <reason>" and does
 # not fail the run, unless SUBINTERP_NO_SKIP=1 (as in scripts/test.sh).  Logs: target/wheels/.
+# The summary's last line: "total time ...; N passed, N failed, N skipped".
 
 set -euo pipefail
 
@@ -39,9 +58,14 @@ TOP=$(cd -- "$(dirname -- "$SELF")/.." && pwd -P)
 OUT=$TOP/dist
 STAGE=$TOP/target/wheels
 SMOKE=$TOP/scripts/wheel_smoke.py
+TOOLS_REQ=$TOP/scripts/wheel-tools.txt
 SKIP_RC=77
-ALL="3.12 3.13 3.14 3.15 sdist"
+ALL="3.12 3.13 3.13s 3.14 3.15 sdist release"
+# The platform every wheel must have: manylinux2014 is PEP 600's manylinux_2_17.
+POLICY=manylinux_2_17_x86_64
+WHEEL_PLAT=manylinux2014_x86_64.manylinux_2_17_x86_64
 LEG=
+TOOLS=
 
 say() { printf '==> [wheels%s] %s\n' "${LEG:+ $LEG}" "$*"; }
 die() { printf 'wheels.sh: error: [%s] %s\n' "${LEG:-wheels}" "$*" >&2; exit 1; }
@@ -49,8 +73,8 @@ usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$SELF" >&2; exit "${1:-0}"; }
 fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 # ------------------------------------------------------- inside a leg (via test.sh run)
-# There the leg's dev venv is first on PATH (its maturin builds), PYO3_PYTHON is the leg's
-# base interpreter (the fresh venvs are made from it) and CARGO_TARGET_DIR is the leg's.
+# There the leg's dev venv is first on PATH, PYO3_PYTHON is the leg's base interpreter (the
+# fresh venvs and the tools venv are made from it) and CARGO_TARGET_DIR is the leg's.
 
 TMP=
 on_exit() {
@@ -68,6 +92,28 @@ clean() {
     shift
     env -i HOME="$HOME" LANG=C.UTF-8 PATH="$prefix:/usr/local/bin:/usr/bin:/bin" \
         ${TERM:+TERM="$TERM"} "$@"
+}
+
+# tools WHERE: the tools venv of WHERE (host or sid) in $TOOLS, made from the leg's base
+# Python if it is missing, stale (scripts/wheel-tools.txt changed) or broken. The tools are
+# not tied to a Python version, so any leg of that place may make it and the others use it.
+tools() {
+    local venv=$STAGE/tools-$1 want have=
+    want=$(cksum <"$TOOLS_REQ")
+    [[ -f $venv/.subinterp-rs-stamp ]] && have=$(<"$venv/.subinterp-rs-stamp")
+    if [[ $have != "$want" ]] || ! "$venv/bin/python" -c '' 2>/dev/null; then
+        say "tools venv $venv: pip install -r scripts/wheel-tools.txt"
+        rm -rf -- "$venv"
+        "$PYO3_PYTHON" -m venv "$venv"
+        # One download cache for both places (the work tree is the same path in the chroot):
+        # the tools are pure Python or manylinux x86_64 wheels, fit for either.
+        PIP_CACHE_DIR=$STAGE/pip-cache "$venv/bin/python" -m pip install \
+            --disable-pip-version-check --no-input -q -r "$TOOLS_REQ"
+        printf '%s\n' "$want" >"$venv/.subinterp-rs-stamp"
+    fi
+    TOOLS=$venv
+    say "tools: $("$TOOLS/bin/maturin" --version), zig $("$TOOLS/bin/python" -m ziglang version)," \
+        "auditwheel $("$TOOLS/bin/python" -c 'import importlib.metadata as m; print(m.version("auditwheel"))')"
 }
 
 # fresh_venv: a new venv of the base interpreter in $TMP/venv (TMP outside the work tree).
@@ -90,12 +136,21 @@ smoke() {
         "$TMP/venv/bin/python" wheel_smoke.py --venv "$TMP/venv")
 }
 
+# install_and_smoke WHEEL: exactly that file into a fresh venv, then the smoke test.
+install_and_smoke() {
+    fresh_venv
+    say "pip install --no-index $1"
+    clean "$TMP/venv/bin" timeout -k 10 300 "$TMP/venv/bin/python" -m pip install \
+        --no-index --no-input --disable-pip-version-check "$1"
+    smoke
+}
+
 # check_wheel WHEEL: what the wheel holds (with the base interpreter: zipfile only).
 check_wheel() {
-    "$PYO3_PYTHON" - "$1" <<'EOF'
+    "$PYO3_PYTHON" - "$1" "$WHEEL_PLAT" <<'EOF'
 import email.parser, os, sys, sysconfig, zipfile
 
-path = sys.argv[1]
+path, plat = sys.argv[1], sys.argv[2]
 name = os.path.basename(path)
 want_so = "subinterp_rs/_native" + sysconfig.get_config_var("EXT_SUFFIX")
 tag = "cp%d%d" % sys.version_info[:2]
@@ -116,8 +171,8 @@ stray = [n for n in names if not n.startswith(("subinterp_rs/", "subinterp_rs-")
          or n.startswith("subinterp_rs/bench")]  # the benchmarks live in bench/, not here
 if stray:
     problems.append(f"unexpected files {stray}")
-if not name.startswith(f"subinterp_rs-{meta['Version']}-{tag}-{tag}-manylinux_"):
-    problems.append(f"file name {name}: want {tag}-{tag}-manylinux_*")
+if name != f"subinterp_rs-{meta['Version']}-{tag}-{tag}-{plat}.whl":
+    problems.append(f"file name {name}: want {tag}-{tag}-{plat}")
 deps = [d for d in meta.get_all("Requires-Dist") or [] if "extra ==" not in d]
 if deps:
     problems.append(f"runtime dependencies {deps}: pip install --no-index cannot work")
@@ -127,37 +182,108 @@ print(f"wheel check: {len(names)} files, {os.path.getsize(path) // 1024} KiB, {w
 EOF
 }
 
+# audit WHEEL: `auditwheel show --json` (the tools venv's), read: the wheel is $POLICY by its
+# symbols and overall, its newest GLIBC_ symbol version is at most the policy's, and it needs
+# no library outside the policy. Prints one line for the summary in $STAGE/$LEG.audit.
+audit() {
+    local json
+    say "auditwheel show --json ${1##*/}"
+    json=$("$TOOLS/bin/auditwheel" show --json "$1") || die "auditwheel show failed on $1"
+    "$PYO3_PYTHON" - "$1" "$POLICY" "$json" >"$STAGE/$LEG.audit" <<'EOF'
+import json, os, re, sys
+
+path, policy, doc = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+max_glibc = tuple(int(x) for x in re.fullmatch(r"manylinux_(\d+)_(\d+)_\w+", policy).groups())
+problems = []
+if doc.get("version") != 1:
+    problems.append(f"auditwheel's JSON is version {doc.get('version')!r}; this reads version 1")
+for key in ("overall_tag", "sym_tag"):
+    if doc.get(key) != policy:
+        problems.append(f"auditwheel's {key} is {doc.get(key)!r}, not {policy!r}")
+newest, seen = (0, 0), []
+for lib, versions in sorted((doc.get("versioned_symbols") or {}).items()):
+    for v in versions:
+        m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", v)
+        if m:
+            newest = max(newest, (int(m[1]), int(m[2])))
+        elif v.startswith("GLIBC"):
+            problems.append(f"{lib} symbol version {v}")
+    seen.append(lib)
+if newest > max_glibc:
+    problems.append("uses glibc symbols of version %d.%d, newer than the policy's %d.%d"
+                    % (newest + max_glibc))
+if not seen:
+    problems.append("no versioned symbols at all: is the native module in the wheel?")
+if doc.get("external_libs"):
+    problems.append(f"needs libraries outside the policy: {doc['external_libs']}")
+if doc.get("unsupported_isa"):
+    problems.append("uses instruction set extensions the policy does not allow")
+if doc.get("pure"):
+    problems.append("auditwheel sees a pure-Python wheel")
+if problems:
+    sys.exit("auditwheel check failed for %s: %s" % (os.path.basename(path), "; ".join(problems)))
+print(f"{policy} by symbols and overall, newest glibc symbol {newest[0]}.{newest[1]}"
+      f" ({', '.join(seen)}), no external libraries")
+EOF
+    say "auditwheel: $(<"$STAGE/$LEG.audit")"
+}
+
 leg_inner() {
     LEG=$1
+    local where=$2
     trap on_exit EXIT
     cd -- "$TOP"
     local stage=$STAGE/$LEG whl
     rm -rf -- "$stage"
     mkdir -p -- "$stage"
-    say "maturin build --release --locked (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-    # The dev venv's python, as `maturin develop` uses: the same PyO3 configuration, so the
-    # build reuses what that compiled in the leg's target dir.
-    maturin build --release --locked --interpreter "$(command -v python)" --out "$stage"
+    tools "$where"
+    say "maturin build --release --locked --zig --compatibility manylinux2014 (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    # --interpreter: the dev venv's python, as `maturin develop` uses (the same PyO3
+    # configuration: the build scripts do not rerun).
+    CARGO_ZIGBUILD_PYTHON_PATH=$TOOLS/bin/python "$TOOLS/bin/maturin" build --release --locked \
+        --zig --compatibility manylinux2014 --interpreter "$(command -v python)" --out "$stage"
     local wheels=("$stage"/*.whl)
     [[ ${#wheels[@]} == 1 && -f ${wheels[0]} ]] || die "want one wheel in $stage, found: ${wheels[*]}"
     whl=${wheels[0]}
+    audit "$whl"
     check_wheel "$whl"
     mkdir -p -- "$OUT"
     cp -- "$whl" "$OUT/"
     whl=$OUT/${whl##*/}
-    fresh_venv
-    say "pip install --no-index $whl"
-    clean "$TMP/venv/bin" timeout -k 10 300 "$TMP/venv/bin/python" -m pip install \
-        --no-index --no-input --disable-pip-version-check "$whl"
-    smoke
-    printf '%s\n' "${whl##*/}" >"$STAGE/$LEG.result"
+    install_and_smoke "$whl"
+    printf '%s: auditwheel %s; installed in a fresh venv, smoke test passed\n' \
+        "${whl##*/}" "$(cut -d' ' -f1 "$STAGE/$LEG.audit")" >"$STAGE/$LEG.result"
 }
 
-# check_sdist SDIST: what the sdist holds, against `git ls-files` where there is git.
+# The 3.13 wheel, built on the host, on the chroot's newest python3.13.
+install_inner() {
+    LEG=$1
+    trap on_exit EXIT
+    cd -- "$TOP"
+    local tag wheels
+    tag=$("$PYO3_PYTHON" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+    wheels=("$OUT"/subinterp_rs-*-"$tag-$tag-$WHEEL_PLAT".whl)
+    [[ ${#wheels[@]} == 1 && -f ${wheels[0]} ]] ||
+        die "want one $tag wheel in $OUT (scripts/wheels.sh 3.13 builds it), found: ${wheels[*]}"
+    install_and_smoke "${wheels[0]}"
+    printf '%s: installed in a fresh venv of Python %s, smoke test passed\n' "${wheels[0]##*/}" \
+        "$("$PYO3_PYTHON" -c 'import platform; print(platform.python_version())')" >"$STAGE/$LEG.result"
+}
+
+# check_sdist SDIST: what the sdist holds, against `git ls-files` where there is git: every
+# crate of the cargo workspace (its Cargo.toml, build.rs, src/), wherever the crates are.
 check_sdist() {
-    local tracked=
-    tracked=$(git -C "$TOP" ls-files -- src crates python Cargo.toml Cargo.lock build.rs pyproject.toml \
-        README.md 2>/dev/null) || tracked=
+    local tracked= dirs
+    dirs=$(cargo metadata --no-deps --format-version 1 --locked --manifest-path "$TOP/Cargo.toml" |
+        "$PYO3_PYTHON" -c 'import json, os, sys
+top = sys.argv[1]
+for p in json.load(sys.stdin)["packages"]:
+    d = os.path.relpath(os.path.dirname(p["manifest_path"]), top)
+    print("" if d == "." else d + "/")' "$TOP") || die "cargo metadata failed"
+    local -a paths=(python build_backend pyproject.toml Cargo.toml Cargo.lock README.md)
+    local d
+    for d in $dirs ""; do paths+=("${d}Cargo.toml" "${d}build.rs" "${d}src"); done
+    tracked=$(git -C "$TOP" ls-files -- "${paths[@]}" 2>/dev/null) || tracked=
     "$PYO3_PYTHON" - "$1" "$tracked" <<'EOF'
 import os, sys, tarfile
 
@@ -166,11 +292,12 @@ with tarfile.open(path) as t:
     members = [m.name for m in t.getmembers() if m.isfile()]
 top = members[0].split("/", 1)[0]
 files = {m.split("/", 1)[1] for m in members if "/" in m}
-need = {"Cargo.toml", "Cargo.lock", "build.rs", "pyproject.toml", "README.md", "PKG-INFO",
-        "src/lib.rs", "crates/subinterp-python/Cargo.toml", "crates/subinterp-python/build.rs",
-        "crates/subinterp-python/src/lib.rs", "python/subinterp_rs/__init__.py", "python/subinterp_rs/py.typed",
-        "python/subinterp_rs/_native.pyi"}
+need = {"Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md", "PKG-INFO",
+        "python/subinterp_rs/__init__.py", "python/subinterp_rs/py.typed",
+        "python/subinterp_rs/_native.pyi", "build_backend/subinterp_rs_build.py"}
 problems = [f"{n} missing" for n in sorted((need | set(tracked)) - files)]
+if not any(f.endswith(".rs") for f in files):
+    problems.append("no Rust source at all")
 bad_dirs = {"target", "dist", "__pycache__", ".git", ".mypy_cache", ".ruff_cache",
             ".pytest_cache", ".hypothesis"}
 bad = sorted(f for f in files
@@ -188,9 +315,30 @@ if size > 1024 * 1024:
     problems.append(f"{size // 1024} KiB: too big")
 if problems:
     sys.exit("sdist check failed: " + "; ".join(problems))
-print(f"sdist check: {len(files)} files under {top}/, {size // 1024} KiB; Cargo.lock, build.rs, "
-      f"src/, crates/, python/ present; no build output")
+rs = sum(f.endswith(".rs") for f in files)
+print(f"sdist check: {len(files)} files under {top}/, {size // 1024} KiB; Cargo.lock, {rs} .rs "
+      "files, python/, build_backend/ present; no build output")
 EOF
+}
+
+# no_rust SDIST: `pip install SDIST` with no cargo on PATH (only the fresh venv's bin/) and
+# MATURIN_NO_INSTALL_RUST=1 must fail, with build_backend's message pointing at the wheels.
+no_rust() {
+    local sdist=$1 log=$STAGE/sdist-no-rust.log rc=0 want
+    shift
+    say "without Rust: pip install ${sdist##*/} with PATH=$TMP/venv/bin (no cargo) and MATURIN_NO_INSTALL_RUST=1: must fail and point at the wheels"
+    mkdir -p -- "$TMP/home"
+    env -i HOME="$TMP/home" LANG=C.UTF-8 PATH="$TMP/venv/bin" MATURIN_NO_INSTALL_RUST=1 "$@" \
+        "$(command -v timeout)" -k 10 600 "$TMP/venv/bin/python" -m pip install --no-input \
+        --disable-pip-version-check --no-cache-dir "$sdist" >"$log" 2>&1 || rc=$?
+    ((rc != 0)) || die "the sdist installed without cargo on PATH (log: $log)"
+    for want in "subinterp-rs: pip is building subinterp-rs from its source distribution" \
+        "cargo is not on PATH" "this Python: cpython" "manylinux2014" "macOS arm64 and x86_64" \
+        "Windows x86_64" "https://rustup.rs"; do
+        grep -qF -- "$want" "$log" || die "pip failed (exit $rc) without the message: no \"$want\" in $log"
+    done
+    say "without Rust: pip failed (exit $rc) with build_backend's message (log: $log):"
+    sed -n '/subinterp-rs: pip is building/,/^ *again\.$/p' "$log"
 }
 
 sdist_inner() {
@@ -200,8 +348,9 @@ sdist_inner() {
     local stage=$STAGE/sdist sdist cargo_bin
     rm -rf -- "$stage"
     mkdir -p -- "$stage"
+    tools host
     say "maturin sdist"
-    maturin sdist --out "$stage"
+    "$TOOLS/bin/maturin" sdist --out "$stage"
     local all=("$stage"/*.tar.gz)
     [[ ${#all[@]} == 1 && -f ${all[0]} ]] || die "want one sdist in $stage, found: ${all[*]}"
     check_sdist "${all[0]}"
@@ -212,12 +361,13 @@ sdist_inner() {
     cargo_bin=$(dirname -- "$(command -v cargo)") || die "no cargo on PATH"
     # The build needs PyPI (maturin, the build backend, in pip's isolated build env) and
     # cargo; pass what those need, nothing of the dev venv or the leg's PYO3_*.
-    local -a keep=() kv
+    local -a keep=() net=() kv
     while IFS= read -r -d '' kv; do
         case ${kv%%=*} in
-        PIP_* | SSL_CERT_* | REQUESTS_CA_BUNDLE | CARGO_HOME | RUSTUP_HOME | RUSTUP_TOOLCHAIN | \
-            CARGO_NET_* | CARGO_HTTP_* | CARGO_REGISTRIES_* | [Hh][Tt][Tt][Pp]*_[Pp][Rr][Oo][Xx][Yy] | \
-            [Nn][Oo]_[Pp][Rr][Oo][Xx][Yy]) keep+=("$kv") ;;
+        PIP_* | SSL_CERT_* | REQUESTS_CA_BUNDLE | [Hh][Tt][Tt][Pp]*_[Pp][Rr][Oo][Xx][Yy] | \
+            [Nn][Oo]_[Pp][Rr][Oo][Xx][Yy]) keep+=("$kv") net+=("$kv") ;;
+        CARGO_HOME | RUSTUP_HOME | RUSTUP_TOOLCHAIN | CARGO_NET_* | CARGO_HTTP_* | \
+            CARGO_REGISTRIES_*) keep+=("$kv") ;;
         esac
     done < <(env -0)
     say "pip install $sdist (builds it: maturin from PyPI, cargo; CARGO_TARGET_DIR=$stage-cargo)"
@@ -227,7 +377,60 @@ sdist_inner() {
         --disable-pip-version-check --no-cache-dir "$sdist"
     say "sdist built and installed in $(fmt_secs $((SECONDS - t0)))"
     smoke
-    printf '%s\n' "${sdist##*/}" >"$STAGE/sdist.result"
+    no_rust "$sdist" "${net[@]}"
+    printf '%s: built with cargo in a fresh venv, smoke test passed; without Rust, pip fails' \
+        "${sdist##*/}" >"$STAGE/sdist.result"
+    printf ' pointing at the wheels\n' >>"$STAGE/sdist.result"
+}
+
+# The release workflow and the cibuildwheel configuration (what only GitHub runs).
+release_inner() {
+    LEG=release
+    trap on_exit EXIT
+    cd -- "$TOP"
+    local workflow=.github/workflows/release.yml
+    tools host
+    say "check-jsonschema --builtin-schema vendor.github-workflows $workflow"
+    "$TOOLS/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$workflow"
+    say "cibuildwheel --print-build-identifiers, per platform and architecture of the workflow"
+    "$TOOLS/bin/python" - "$workflow" "$TOOLS/bin/cibuildwheel" <<'EOF'
+import itertools, re, subprocess, sys
+
+workflow, cibuildwheel = sys.argv[1], sys.argv[2]
+text = open(workflow).read()
+pythons = ["cp312", "cp313", "cp314", "cp315"]
+# The two CIBW_BUILD values of the workflow's matrix: the regular Pythons, and 3.14t.
+m = re.search(r"CIBW_BUILD: \$\{\{ matrix\.python == 'cp314t' && '([^']*)' \|\| '([^']*)' \}\}",
+              text)
+if m is None:
+    sys.exit(f"{workflow}: no CIBW_BUILD of the form this check reads")
+builds = {"cp314t": m[1], "regular": m[2]}
+want_builds = {"cp314t": "cp314t-*", "regular": " ".join(f"{p}-*" for p in pythons)}
+if builds != want_builds:
+    sys.exit(f"{workflow}: CIBW_BUILD values {builds}, want {want_builds}")
+plats = {  # (platform, arch): the wheels' platform parts, as docs/platforms.md lists them
+    ("linux", "x86_64"): ["manylinux_x86_64", "musllinux_x86_64"],
+    ("linux", "aarch64"): ["manylinux_aarch64", "musllinux_aarch64"],
+    ("macos", "arm64"): ["macosx_arm64"],
+    ("macos", "x86_64"): ["macosx_x86_64"],
+    ("windows", "auto"): ["win_amd64"],  # the archs of [tool.cibuildwheel.windows]
+}
+total = 0
+for (plat, arch), kind in itertools.product(plats, builds):
+    env = {"CIBW_BUILD": builds[kind], "PATH": "/usr/bin:/bin"}
+    args = [cibuildwheel, "--print-build-identifiers", "--platform", plat]
+    if arch != "auto":
+        args += ["--archs", arch]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout.split()
+    tags = pythons if kind == "regular" else ["cp314t"]
+    want = sorted(f"{t}-{p}" for t in tags for p in plats[plat, arch])
+    if sorted(out) != want:
+        sys.exit(f"{plat} {arch} {kind}: cibuildwheel would build {sorted(out)}, want {want}")
+    total += len(out)
+print(f"cibuildwheel: {total} wheels over {len(plats)} platforms, as promised (3.14t included)")
+EOF
+    printf 'release.yml valid (GitHub workflow schema); cibuildwheel selects the promised wheels\n' \
+        >"$STAGE/release.result"
 }
 
 # ------------------------------------------------------------------------------ driver
@@ -244,22 +447,34 @@ run_all() {
     local n_fail=0 n_skip=0 n_pass=0 t_all=$SECONDS
     for w in "${what[@]}"; do
         local log=$STAGE/$w.log t0=$SECONDS rc=0 status detail leg=$w
-        [[ $w == sdist ]] && leg=3.12
+        local -a inner
+        case $w in
+        sdist) leg=3.12 inner=(__sdist) ;;
+        release) inner=(__release) ;;
+        3.13s) inner=(__install "$w") ;;
+        3.12 | 3.13) inner=(__leg "$w" host) ;;
+        *) inner=(__leg "$w" sid) ;;
+        esac
         printf '\n################ wheels: %s ################\n' "$w"
         # Stale files of this kind from earlier runs (dist/ is this script's alone).
-        if [[ $w == sdist ]]; then
-            rm -f -- "$OUT"/subinterp_rs-*.tar.gz
+        case $w in
+        sdist) rm -f -- "$OUT"/subinterp_rs-*.tar.gz ;;
+        3.13s | release) ;; # 3.13s installs the 3.13 wheel; release builds nothing
+        *) rm -f -- "$OUT"/subinterp_rs-*-cp"${w//./}"-cp"${w//./}"-*.whl ;;
+        esac
+        rm -f -- "$STAGE/$w.result" "$STAGE/$w.audit"
+        if [[ $w == release ]]; then
+            # Builds nothing: the host's 3.12 only makes the tools venv (no leg set-up).
+            (PYO3_PYTHON=$("$TOP/scripts/test.sh" python 3.12) &&
+                export PYO3_PYTHON && bash "$SELF" "${inner[@]}") 2>&1 | tee "$log" ||
+                rc=${PIPESTATUS[0]}
         else
-            rm -f -- "$OUT"/subinterp_rs-*-cp"${w//./}"-cp"${w//./}"-*.whl
+            "$TOP/scripts/test.sh" run "$leg" -- bash "$SELF" "${inner[@]}" 2>&1 | tee "$log" ||
+                rc=${PIPESTATUS[0]}
         fi
-        rm -f -- "$STAGE/$w.result"
-        local inner=__leg
-        [[ $w == sdist ]] && inner=__sdist
-        "$TOP/scripts/test.sh" run "$leg" -- bash "$SELF" "$inner" "$w" 2>&1 | tee "$log" ||
-            rc=${PIPESTATUS[0]}
         if ((rc == 0)) && [[ -s $STAGE/$w.result ]]; then
             status=PASS
-            detail="$(<"$STAGE/$w.result"): installed in a fresh venv, smoke test passed"
+            detail=$(<"$STAGE/$w.result")
             n_pass=$((n_pass + 1))
         elif ((rc == SKIP_RC)); then
             status=SKIP
@@ -288,8 +503,10 @@ run_all() {
 }
 
 case ${1:-} in
-__leg) leg_inner "$2" ;;
+__leg) leg_inner "$2" "$3" ;;
+__install) install_inner "$2" ;;
 __sdist) sdist_inner ;;
+__release) release_inner ;;
 -h | --help | help) usage 0 ;;
 *) run_all "$@" ;;
 esac

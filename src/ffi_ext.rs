@@ -1,8 +1,9 @@
 //! CPython entry points that pyo3-ffi does not declare because they are private.
 //!
-//! They are exported by every CPython 3.12-3.15 we support, but private names can move between
-//! releases, so each is looked up once at run time with `dlsym`: a missing one degrades the
-//! feature that uses it (and is reported by [`private_api_report`]), it never fails the import.
+//! They are exported by every CPython 3.12-3.15 we support (`PyAPI_FUNC`, so on Windows too),
+//! but private names can move between releases, so each is looked up once at run time (`dlsym`
+//! on Unix, `GetProcAddress` in the Python DLL on Windows): a missing one degrades the feature
+//! that uses it (and is reported by [`private_api_report`]), it never fails the import.
 
 use std::ffi::{c_int, c_long, c_void, CStr};
 use std::sync::OnceLock;
@@ -25,10 +26,40 @@ struct Private {
     is_finalizing: Option<FinalizingFn>,
 }
 
+/// The address of the exported symbol `name` of the running CPython, or null.
+#[cfg(unix)]
 fn symbol(name: &CStr) -> *mut c_void {
-    // SAFETY: dlsym with RTLD_DEFAULT only reads the loaded objects' symbol tables; the name is
-    // a valid NUL-terminated string. Needs no Python thread state.
+    // SAFETY: dlsym with RTLD_DEFAULT only reads the loaded objects' symbol tables (libpython,
+    // or the executable it is linked into, on Linux and macOS alike); the name is a valid
+    // NUL-terminated string. Needs no Python thread state.
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
+}
+
+/// The address of the exported symbol `name` of the running CPython, or null: looked up in the
+/// DLL (`python3XY.dll`, `python3XYt.dll`, `python3XY_d.dll`) that holds `PyExc_TypeError`'s
+/// type object, so no DLL name is guessed.
+#[cfg(windows)]
+fn symbol(name: &CStr) -> *mut c_void {
+    use std::ffi::c_char;
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn GetModuleHandleExW(flags: u32, name: *const u16, module: *mut *mut c_void) -> i32;
+        fn GetProcAddress(module: *mut c_void, name: *const c_char) -> *mut c_void;
+    }
+    const FROM_ADDRESS: u32 = 0x4; // GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS
+    const UNCHANGED_REFCOUNT: u32 = 0x2; // GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT
+    let mut dll: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `PyExc_TypeError` is a data export of the Python DLL, set when the DLL loaded
+    // (to a static type object inside it); reading the pointer needs no thread state. The
+    // DLL stays loaded for the process's life, so not counting a reference is sound;
+    // GetProcAddress only reads its export table.
+    unsafe {
+        let inside = pyo3_ffi::PyExc_TypeError.cast::<u16>().cast_const();
+        if GetModuleHandleExW(FROM_ADDRESS | UNCHANGED_REFCOUNT, inside, &raw mut dll) == 0 {
+            return std::ptr::null_mut();
+        }
+        GetProcAddress(dll, name.as_ptr())
+    }
 }
 
 macro_rules! resolve {

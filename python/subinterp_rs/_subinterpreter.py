@@ -43,7 +43,9 @@ class InterpreterConfig:
     * ``check_multi_interp_extensions``: refuse extension modules that do not support
       several interpreters;
     * ``gil``: ``"own"`` (a GIL of its own: parallel), ``"shared"`` (the main GIL) or
-      ``"default"``.
+      ``"default"``. The same on free-threaded CPython (3.14t): the native module needs the
+      GIL, so importing this package enables the main interpreter's, and each interpreter
+      it creates enables its own (unless ``PYTHON_GIL=0``); see docs/platforms.md.
     """
 
     # A plain class, not a dataclass: importing `dataclasses` costs every subinterpreter

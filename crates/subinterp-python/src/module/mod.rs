@@ -2,9 +2,10 @@
 //!
 //! It declares `Py_mod_multiple_interpreters = Py_MOD_PER_INTERPRETER_GIL_SUPPORTED`: it has
 //! no per-module Python state at all (per-interpreter caches live in each interpreter's state
-//! dict, process-wide state in Rust), so isolated interpreters can import it. Functions only,
-//! keyed by ids; the Python package wraps them in classes (only `subinterp_rs._native_api`
-//! calls them, by keyword).
+//! dict, process-wide state in Rust), so isolated interpreters can import it. On 3.13+ it also
+//! declares `Py_mod_gil = Py_MOD_GIL_USED` (see `SLOTS`). Functions only, keyed by ids; the
+//! Python package wraps them in classes (only `subinterp_rs._native_api` calls them, by
+//! keyword).
 //!
 //! Each function is thin: bind and convert its arguments, make one call into the runtime,
 //! convert the result (or raise the runtime's error with its message).
@@ -162,6 +163,7 @@ unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
 }
 
 /// The module's slots: exec, and support for interpreters with their own GIL.
+#[cfg(not(Py_3_13))]
 static mut SLOTS: [PyModuleDef_Slot; 3] = [
     PyModuleDef_Slot {
         slot: pyo3_ffi::Py_mod_exec,
@@ -170,6 +172,32 @@ static mut SLOTS: [PyModuleDef_Slot; 3] = [
     PyModuleDef_Slot {
         slot: pyo3_ffi::Py_mod_multiple_interpreters,
         value: pyo3_ffi::Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
+    },
+    PyModuleDef_Slot {
+        slot: 0,
+        value: ptr::null_mut(),
+    },
+];
+
+/// The module's slots: exec, support for interpreters with their own GIL, and (3.13+) the
+/// declaration that the module needs the GIL. That is CPython's default, said explicitly: on
+/// a free-threaded build (3.14t) importing the module enables the importing interpreter's GIL,
+/// because the functions read and write that interpreter's objects (its `__main__` and state
+/// dicts, `sys.path`, borrowed references) trusting its GIL to keep its other threads out
+/// (docs/platforms.md has the argument). Default builds ignore the slot.
+#[cfg(Py_3_13)]
+static mut SLOTS: [PyModuleDef_Slot; 4] = [
+    PyModuleDef_Slot {
+        slot: pyo3_ffi::Py_mod_exec,
+        value: exec_module as *mut c_void,
+    },
+    PyModuleDef_Slot {
+        slot: pyo3_ffi::Py_mod_multiple_interpreters,
+        value: pyo3_ffi::Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
+    },
+    PyModuleDef_Slot {
+        slot: pyo3_ffi::Py_mod_gil,
+        value: pyo3_ffi::Py_MOD_GIL_USED,
     },
     PyModuleDef_Slot {
         slot: 0,
@@ -198,10 +226,13 @@ static mut MODULE_DEF: PyModuleDef = PyModuleDef {
 #[allow(non_snake_case)]
 #[no_mangle]
 pub unsafe extern "C" fn PyInit__native() -> *mut PyObject {
-    // SAFETY: CPython calls this with a GIL held; MODULE_DEF is only written here, before
-    // CPython reads it, and the write is idempotent across interpreters.
-    unsafe {
-        MODULE_DEF.m_methods = methods();
-        pyo3_ffi::PyModuleDef_Init(&raw mut MODULE_DEF)
-    }
+    // Interpreters with GILs of their own can import the module at the same time: the one
+    // write of ours happens once, and every import waits until it has.
+    static METHODS_SET: std::sync::Once = std::sync::Once::new();
+    // SAFETY: MODULE_DEF is only written here, once, before any import returns it to
+    // CPython (which reads it under the importing interpreter's GIL, held for this call).
+    METHODS_SET.call_once(|| unsafe { MODULE_DEF.m_methods = methods() });
+    // SAFETY: CPython calls this with the importing interpreter's GIL held; the definition is
+    // complete.
+    unsafe { pyo3_ffi::PyModuleDef_Init(&raw mut MODULE_DEF) }
 }

@@ -30,6 +30,17 @@ for _name in ('fork', 'forkpty'):
         setattr(os, _name, _refuse)
 ";
 
+/// Run in each new interpreter on free-threaded CPython: importing `_native` enables the
+/// interpreter's GIL (`Py_mod_gil = Py_MOD_GIL_USED`), as it did the creator's; CPython's
+/// warning that it did so was already shown once, by the creator's import. With
+/// `PYTHON_GIL=0` the GIL stays disabled, as the user asked.
+#[cfg(Py_GIL_DISABLED)]
+pub const ENABLE_GIL: &std::ffi::CStr = c"import warnings
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore', RuntimeWarning)
+    import subinterp_rs._native
+";
+
 /// The exit hook (`_native._shutdown`, run by the package's `atexit` hook in main): closes
 /// every interpreter we created (see [`close_all`]) with the caller's GIL released, then
 /// releases the buffers of the caller's interpreter dropped elsewhere. Returns the ids still

@@ -188,6 +188,9 @@ static EXIT_THREAD: AtomicU64 = AtomicU64::new(0);
 /// Interpreters whose close was asked for while this thread was inside another close.
 static DEFERRED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 
+/// `PyThread_get_thread_ident()` of this OS thread, widened (a C `unsigned long`: 64 bits on
+/// Linux and macOS, 32 on Windows). Needs no GIL.
+#[allow(clippy::cast_lossless)] // lossless everywhere; `u64::from` would be useless on Unix
 fn this_thread_ident() -> u64 {
     // SAFETY: reads this thread's identifier; no GIL needed.
     unsafe { pyo3_ffi::PyThread_get_thread_ident() as u64 }
@@ -308,6 +311,13 @@ pub unsafe fn create(cfg: &Config, whence: i64) -> Result<i64, CreateError> {
                 super::run::run_private(super::guards::FORK_GUARD);
             });
         }
+        // Free-threaded CPython (3.14t): an interpreter with a GIL of its own starts with it
+        // disabled; importing `_native` there enables it (the module says it needs it),
+        // before any of our code touches that interpreter's objects.
+        #[cfg(Py_GIL_DISABLED)]
+        let _ = super::run::in_interpreter(id, || {
+            super::run::run_private(super::guards::ENABLE_GIL);
+        });
     }
     Ok(id)
 }
