@@ -53,7 +53,10 @@ def fail(code: int) -> None:
 def flaky(path: str, fails: int) -> tuple[int, int]:
     """Fail the first ``fails`` calls (counted in the file ``path``), then return
     ``(calls, interpreter id)``."""
-    calls = int(open(path).read() or 0) + 1 if os.path.exists(path) else 1
+    calls = 1
+    if os.path.exists(path):
+        with open(path) as f:
+            calls += int(f.read() or 0)
     with open(path, "w") as f:
         f.write(str(calls))
     if calls <= fails:

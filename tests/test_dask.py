@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -26,13 +25,13 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="distributed is not installed")
 
-import dask  # noqa: E402
+import subinterp_rs.dask as sdask  # noqa: E402
 import support_dask as sd  # noqa: E402
 from _helpers import assert_ok  # noqa: E402
+from dask.base import annotate  # noqa: E402
+from dask.delayed import delayed  # noqa: E402
 from distributed import Client, LocalCluster, Worker  # noqa: E402
 from distributed.utils_test import captured_logger, gen_cluster  # noqa: E402
-
-import subinterp_rs.dask as sdask  # noqa: E402
 from subinterp_rs import InterpreterConfig, _native  # noqa: E402
 from subinterp_rs.dask import (  # noqa: E402
     CannotRunInSubinterpreter,
@@ -44,9 +43,11 @@ from subinterp_rs.dask import (  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 MAIN_ID = _native.get_main()[0]
+
+
 def sub() -> contextlib.AbstractContextManager[None]:
     """Run the tasks submitted in the block in the subinterpreters."""
-    return dask.annotate(executor="subinterp")
+    return annotate(executor="subinterp")
 
 
 TIMEOUT = 60
@@ -67,7 +68,7 @@ def check_cluster(client: Client, tmp_path: Path, *, default: bool) -> None:
     ids_by_worker = client.run(sd.slot_ids)
     all_ids = {i for ids in ids_by_worker.values() for i in ids}
     assert all_ids and MAIN_ID not in all_ids, ids_by_worker
-    ctx = contextlib.nullcontext() if default else dask.annotate(executor="subinterp")
+    ctx = contextlib.nullcontext() if default else annotate(executor="subinterp")
     with ctx:
         futures = client.map(sd.where, range(8), pure=False)
         failing = client.submit(sd.fail, 7, pure=False)
@@ -88,7 +89,7 @@ def check_cluster(client: Client, tmp_path: Path, *, default: bool) -> None:
     assert calls == 3 and where in all_ids
     assert lam.result(timeout=TIMEOUT) == 42
     # The worker's thread pool stays there, under "threads" in the default mode.
-    with dask.annotate(executor="threads" if default else "default"):
+    with annotate(executor="threads" if default else "default"):
         in_main = client.submit(sd.interp_id, pure=False)
     assert in_main.result(timeout=TIMEOUT) == MAIN_ID
 
@@ -135,17 +136,17 @@ async def test_default_executor_and_dask_own_tasks(c: Client, s: Any, a: Worker)
     ids = slot_ids(a)
     assert a.executors["default"] is a.executors["subinterp"]
     assert await c.submit(sd.interp_id, pure=False) in ids
-    with dask.annotate(executor="threads"):
+    with annotate(executor="threads"):
         assert await c.submit(sd.interp_id, pure=False) == MAIN_ID
     # A graph with dask's own tasks (a list of dependencies, aliases): they run in main, the
     # user's functions in the slots.
-    parts = [dask.delayed(sd.where)(i) for i in range(4)]
-    total = dask.delayed(sum)([dask.delayed(lambda r: r[0])(p) for p in parts])
+    parts = [delayed(sd.where)(i) for i in range(4)]
+    total = delayed(sum)([delayed(lambda r: r[0])(p) for p in parts])
     assert await c.compute(total) == sum(i * i for i in range(4))
     placed = await c.gather(c.compute(parts))
     assert {p[1] for p in placed} <= set(ids)
     # get_worker() works in tasks that run in main.
-    with dask.annotate(executor="threads"):
+    with annotate(executor="threads"):
         assert await c.submit(sd.asks_for_its_worker, pure=False) == a.address
 
 
@@ -173,9 +174,7 @@ async def test_task_errors_and_retries(c: Client, s: Any, a: Worker, tmp_path: P
 
 
 @gen_cluster(client=True, nthreads=[("127.0.0.1", 2)])
-async def test_cannot_cross_fails_with_an_error_that_says_so(
-    c: Client, s: Any, a: Worker
-) -> None:
+async def test_cannot_cross_fails_with_an_error_that_says_so(c: Client, s: Any, a: Worker) -> None:
     await c.register_plugin(SubinterpreterPlugin())
     lock = c.submit(sd.make_lock, pure=False)  # in main, kept in the worker's memory
     with sub():
@@ -272,16 +271,18 @@ async def test_unsupported_distributed_fails_at_plugin_start(
     c: Client, s: Any, a: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(distributed, "__version__", "2024.10.0")
-    expected = rf"supports distributed {sdask.OLDEST_DISTRIBUTED} to {sdask.NEWEST_TESTED_DISTRIBUTED}"
+    expected = (
+        rf"supports distributed {sdask.OLDEST_DISTRIBUTED} to {sdask.NEWEST_TESTED_DISTRIBUTED}"
+    )
     with pytest.raises(RuntimeError, match=expected):
         check_distributed()
-    with pytest.raises(RuntimeError, match="this is distributed 2024.10.0: it is older"):
+    with pytest.raises(RuntimeError, match=r"this is distributed 2024\.10\.0: it is older"):
         await c.register_plugin(SubinterpreterPlugin())
     assert "subinterp" not in a.executors
     monkeypatch.undo()
     check_distributed()
     monkeypatch.delattr(distributed.worker, "_run_task_simple")
-    with pytest.raises(RuntimeError, match="no distributed.worker._run_task_simple"):
+    with pytest.raises(RuntimeError, match=r"no distributed\.worker\._run_task_simple"):
         check_distributed()
 
 
@@ -433,8 +434,9 @@ def test_dask_scheduler_and_worker_with_preload(tmp_path: Path) -> None:
         # The address, not --scheduler-file: with that, click takes the first preload option
         # for the missing scheduler address.
         with (
-            _process([worker_args[0], address, *worker_args[1:]], env, tmp_path / "worker.log")
-            as worker,
+            _process(
+                [worker_args[0], address, *worker_args[1:]], env, tmp_path / "worker.log"
+            ) as worker,
             Client(address, timeout=TIMEOUT) as client,
         ):
             try:

@@ -30,6 +30,7 @@ that interpreter was a closed subinterpreter.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pickle
 import sys
@@ -72,7 +73,8 @@ def dumps(obj: object) -> bytes:
         import cloudpickle
     except ImportError:
         return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
-    return cloudpickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+    data: bytes = cloudpickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+    return data
 
 
 def set_path(path: tuple[str, ...]) -> None:
@@ -86,10 +88,8 @@ def warm(path: tuple[str, ...], /) -> None:
     task needs imported now rather than by the first task."""
     set_path(path)
     for name in ("cloudpickle", "tblib.pickling_support"):
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass
 
 
 def refuses_subinterpreters(exc: BaseException) -> bool:
@@ -165,7 +165,7 @@ def rehearse() -> None:
     cases: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
         (_rehearsal_ok, (1,)),
         (_rehearsal_raise, (2,)),
-        (lambda: (i for i in ()), ()),  # a result that cannot be pickled
+        (lambda: (i for i in range(0)), ()),  # a result that cannot be pickled
     ]
     for fn, args in cases:
         status, payload, _ = run(dumps((fn, args, {})), None)

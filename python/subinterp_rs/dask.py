@@ -131,7 +131,8 @@ def _params(fn: object) -> list[str] | None:
         return None
 
 
-def _task_class() -> type | None:
+def _task_class() -> Any:
+    """``dask._task_spec.Task`` (``None`` in a dask without it)."""
     try:
         from dask._task_spec import Task
     except ImportError:
@@ -434,7 +435,7 @@ class _Slot:
         task = self._wrap(task)
         worker = self.owner.worker
         runner = _thread_runner() if worker is not None else None
-        if runner is None:
+        if worker is None or runner is None:
             return fn(task, data, time_delay)
         # As distributed's thread pool runs it: get_worker() works in tasks run in main.
         return runner(
@@ -447,7 +448,7 @@ class _Slot:
             time_delay,
         )
 
-    def _wrap(self, task: Any) -> Any:
+    def _wrap(self, task: Any) -> Any:  # a dask._task_spec.GraphNode
         """A copy of ``task`` whose function runs in this slot's subinterpreter, or ``task``
         itself when it runs in main (anything but a plain task of a function of the user's)."""
         task_cls = self.owner._task_cls
@@ -727,7 +728,7 @@ class _Installed:
     added_threads: bool = False
 
 
-class SubinterpreterPlugin(WorkerPlugin):  # type: ignore[misc]  # distributed: untyped base
+class SubinterpreterPlugin(WorkerPlugin):  # type: ignore[misc, unused-ignore]  # untyped in old distributed
     """A worker plugin that gives each worker a :class:`SubinterpreterExecutor` with one
     subinterpreter per task slot (``nthreads``), created and warmed when the plugin starts.
 
