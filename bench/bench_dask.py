@@ -4,13 +4,16 @@ the default thread executor and against 2 worker processes of 1 thread.
     python bench/bench_dask.py [--tasks 8] [--seconds 0.3] [--repeat 5] [--json out.json]
     python bench/bench_dask.py --scheduler tcp://HOST:8786 [--tasks N]   # an existing cluster
 
-Each configuration is a ``LocalCluster`` of worker processes (``processes=True``), started
-and warmed once; then ``--repeat`` rounds of ``--tasks`` pure-Python CPU-bound tasks
-(``subinterp_rs.demo.count_primes``, sized to take ``--seconds`` each alone) are timed from
-submit to the last result. Printed: the median and best round, the ratio of the thread
-executor's median to each, and the resident memory (RSS) of the worker processes (and of
-their nannies) after the rounds. The machine's load average is printed too: on a busy
-machine every figure is slower and noisier.
+Each configuration is a ``LocalCluster`` of worker processes (``processes=True``); all are
+started and warmed first, then ``--repeat`` rounds are run, each round timing ``--tasks``
+pure-Python CPU-bound tasks (``subinterp_rs.demo.count_primes``, sized to take ``--seconds``
+each alone) on every configuration in turn (the order rotating), from submit to the last
+result: on a shared machine a change of load then hits every configuration alike.
+
+Printed: the median and best round, the ratio of the thread executor's median to each, and
+the resident memory (RSS) of the worker processes (and of their nannies) after the rounds.
+The machine's load average is printed too: on a busy machine every figure is slower and
+noisier.
 
 ``--scheduler`` times the rounds on the workers of an existing cluster instead (see
 docs/dask.md: start them with and without ``--preload subinterp_rs.dask``).
@@ -19,6 +22,7 @@ docs/dask.md: start them with and without ``--preload subinterp_rs.dask``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -29,7 +33,6 @@ from typing import Any
 
 from dask.base import annotate
 from distributed import Client, LocalCluster
-
 from subinterp_rs.dask import SubinterpreterPlugin
 from subinterp_rs.demo import count_primes
 
@@ -60,40 +63,24 @@ def worker_memory() -> tuple[int, int]:
     return _rss(os.getpid()), _rss(os.getppid())
 
 
-def rounds(
-    client: Client, tasks: int, stop: int, repeat: int, context: Callable[[], Any]
-) -> list[float]:
-    """Warm up once, then time ``repeat`` rounds of ``tasks`` tasks."""
-    times = []
-    for r in range(repeat + 1):
-        t0 = time.perf_counter()
-        with context():
-            futures = [
-                client.submit(count_primes, 0, stop + i, pure=False, key=f"r{r}-{i}")
-                for i in range(tasks)
-            ]
-        client.gather(futures)
-        if r:  # round 0 warms up (imports, first calls)
-            times.append(time.perf_counter() - t0)
-    return times
+def one_round(client: Client, tasks: int, stop: int, tag: str, context: Callable[[], Any]) -> float:
+    """The seconds ``tasks`` tasks take, from the first submit to the last result."""
+    t0 = time.perf_counter()
+    with context():
+        futures = [
+            client.submit(count_primes, 0, stop + i, pure=False, key=f"{tag}-{i}")
+            for i in range(tasks)
+        ]
+    client.gather(futures)
+    return time.perf_counter() - t0
 
 
 def no_annotation() -> Any:
     return annotate()
 
 
-def run_config(name: str, args: argparse.Namespace, stop: int) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"dashboard_address": None, "processes": True}
-    if name == "processes":
-        kwargs.update(n_workers=2, threads_per_worker=1)
-    else:
-        kwargs.update(n_workers=1, threads_per_worker=2)
-    if name == "subinterp":
-        kwargs["plugins"] = {SubinterpreterPlugin(default=True)}
-    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
-        client.wait_for_workers(kwargs["n_workers"], timeout=120)
-        times = rounds(client, args.tasks, stop, args.repeat, no_annotation)
-        memory = list(client.run(worker_memory).values())
+def summary(name: str, times: list[float], client: Client) -> dict[str, Any]:
+    memory = list(client.run(worker_memory).values())
     return {
         "config": name,
         "times": times,
@@ -102,6 +89,41 @@ def run_config(name: str, args: argparse.Namespace, stop: int) -> dict[str, Any]
         "worker_rss": sum(m[0] for m in memory),
         "with_nannies_rss": sum(m[0] + m[1] for m in memory),
     }
+
+
+def cluster_kwargs(name: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"dashboard_address": None, "processes": True}
+    if name == "processes":
+        kwargs.update(n_workers=2, threads_per_worker=1)
+    else:
+        kwargs.update(n_workers=1, threads_per_worker=2)
+    if name == "subinterp":
+        kwargs["plugins"] = {SubinterpreterPlugin(default=True)}
+    elif name != "threads" and name != "processes":
+        raise SystemExit(f"unknown configuration {name!r}: subinterp, threads or processes")
+    return kwargs
+
+
+def run_configs(names: list[str], args: argparse.Namespace, stop: int) -> list[dict[str, Any]]:
+    with contextlib.ExitStack() as stack:
+        clients = {}
+        for name in names:
+            kwargs = cluster_kwargs(name)
+            cluster = stack.enter_context(LocalCluster(**kwargs))
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+            client.wait_for_workers(kwargs["n_workers"], timeout=120)
+            one_round(client, args.tasks, stop, "warm", no_annotation)
+            clients[name] = client
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(args.repeat):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                times[name].append(
+                    one_round(clients[name], args.tasks, stop, f"r{r}", no_annotation)
+                )
+        for name in names:
+            print(f"  {name}: rounds {', '.join(f'{t:.2f}' for t in times[name])}")
+        return [summary(name, times[name], clients[name]) for name in names]
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -148,22 +170,14 @@ def main() -> int:
             def context() -> Any:
                 return annotate(executor=args.annotate) if args.annotate else annotate()
 
-            times = rounds(client, args.tasks, stop, args.repeat, context)
-            memory = list(client.run(worker_memory).values())
-            results.append(
-                {
-                    "config": f"cluster {args.scheduler}" + (f" ({args.annotate})" * bool(args.annotate)),
-                    "times": times,
-                    "median": statistics.median(times),
-                    "best": min(times),
-                    "worker_rss": sum(m[0] for m in memory),
-                    "with_nannies_rss": sum(m[0] + m[1] for m in memory),
-                }
-            )
+            one_round(client, args.tasks, stop, "warm", context)
+            times = [
+                one_round(client, args.tasks, stop, f"r{r}", context) for r in range(args.repeat)
+            ]
+            name = f"cluster {args.scheduler}" + (f" ({args.annotate})" if args.annotate else "")
+            results.append(summary(name, times, client))
     else:
-        for name in args.configs.split(","):
-            results.append(run_config(name, args, stop))
-            print(f"  {name}: rounds {', '.join(f'{t:.2f}' for t in results[-1]['times'])}")
+        results = run_configs(args.configs.split(","), args, stop)
     print(table(results))
     if args.json:
         with open(args.json, "w") as f:
