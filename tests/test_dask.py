@@ -286,6 +286,32 @@ async def test_unsupported_distributed_fails_at_plugin_start(
         check_distributed()
 
 
+@pytest.fixture
+def old_distributed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """distributed claims a release older than the oldest supported (before the cluster
+    of the test starts)."""
+    monkeypatch.setattr(distributed, "__version__", "2024.10.0")
+
+
+@gen_cluster(
+    client=True,
+    nthreads=[("127.0.0.1", 1)],
+    worker_kwargs={"preload": ["subinterp_rs.dask"], "preload_argv": ["--subinterp-default"]},
+)
+async def test_a_preload_that_cannot_start_fails_every_task_with_why(
+    c: Client, s: Any, a: Worker, old_distributed: None
+) -> None:
+    # distributed only logs a preload's error, and the worker starts: rather than running the
+    # tasks meant for the subinterpreters in threads unnoticed, they fail with the reason.
+    for ctx in (sub(), contextlib.nullcontext()):
+        with ctx:
+            fut = c.submit(sd.interp_id, pure=False)
+        with pytest.raises(RuntimeError, match=r"did not start: .* this is distributed 2024\.10"):
+            await fut
+    with annotate(executor="threads"):
+        assert await c.submit(sd.interp_id, pure=False) == MAIN_ID
+
+
 # -- misuse ---------------------------------------------------------------------------------
 
 
