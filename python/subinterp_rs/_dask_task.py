@@ -160,8 +160,9 @@ def _rehearsal_raise(x: int) -> None:
 
 
 def rehearse() -> None:
-    """Run every path of :func:`run` in the calling (main) interpreter (see the module's
-    docstring for why)."""
+    """Run every path of :func:`run` (and :func:`warm`) in the calling (main) interpreter
+    (see the module's docstring for why)."""
+    warm(tuple(sys.path))
     cases: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
         (_rehearsal_ok, (1,)),
         (_rehearsal_raise, (2,)),
