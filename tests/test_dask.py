@@ -350,7 +350,7 @@ def test_sys_current_frames_is_safe_while_slots_run_tasks() -> None:
         from dask._task_spec import Task
         from distributed.worker import _run_task_simple
         from subinterp_rs.demo import count_primes
-        from subinterp_rs.dask import SubinterpreterExecutor
+        from subinterp_rs.dask import SubinterpreterExecutor, _PartialFrames
 
         ex = SubinterpreterExecutor(2)
         ex.start()
@@ -358,11 +358,16 @@ def test_sys_current_frames_is_safe_while_slots_run_tasks() -> None:
             ex.submit(_run_task_simple, Task(f"k{i}", count_primes, 0, 40_000), {}, 0.0)
             for i in range(4)
         ]
+        slots = {t.ident for t in threading.enumerate() if "Subinterpreter-Slot" in t.name}
         guarded = 0
         while not all(f.done() for f in futures):
             frames = sys._current_frames()
             assert threading.get_ident() in frames
-            guarded += len(frames) == 1  # a slot was in its subinterpreter: not walked
+            if isinstance(frames, _PartialFrames):  # not walked: a slot is in a subinterpreter
+                guarded += 1
+                others = set(frames) - {threading.get_ident()}
+                assert others and others <= slots, (others, slots)
+                assert all(frames[i].f_code.co_name == "call" for i in others)
         results = [f.result() for f in futures]
         assert all(r["op"] == "task-finished" for r in results), results
         assert len({r["result"] for r in results}) == 1

@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, Final
 
 try:
@@ -256,6 +257,11 @@ class _Raised:
 # -- sys._current_frames() --------------------------------------------------------------------
 
 
+class _PartialFrames(dict[int, Any]):
+    """What the guarded ``sys._current_frames()`` returns while a slot runs a task: the
+    caller's frame and the slots' main-interpreter frames only."""
+
+
 class _FramesGate:
     """Keeps ``sys._current_frames()`` (and ``sys._current_exceptions()``) away from the slots'
     running subinterpreters.
@@ -266,23 +272,26 @@ class _FramesGate:
     calls ``sys._current_frames()`` all the time (its sampling profiler, ``call_stack``). So a
     slot enters its subinterpreter through this gate, and the replacements installed by
     :meth:`install` walk the threads only while no slot is inside (holding the gate, so none
-    enters meanwhile); otherwise they return only the calling thread's entry (the profiler then
-    stops sampling its event-loop thread; :class:`SubinterpreterPlugin` turns off the worker's
-    sampling of task threads, which would fail on every sample).
+    enters meanwhile). Otherwise they return the calling thread's entry and, for the slots'
+    threads, the main-interpreter frame each entered its subinterpreter from; other threads
+    are missing (the profiler then stops sampling its event-loop thread;
+    :class:`SubinterpreterPlugin` turns off the worker's sampling of task threads, which
+    would fail on its samples).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._inside = 0
+        self._inside: dict[int, FrameType] = {}
         self._installed = False
 
     def __enter__(self) -> None:
+        frame = sys._getframe(1)
         with self._lock:
-            self._inside += 1
+            self._inside[threading.get_ident()] = frame
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
-            self._inside -= 1
+            del self._inside[threading.get_ident()]
 
     def install(self) -> None:
         """Replace ``sys._current_frames`` and ``sys._current_exceptions`` (once, in main)."""
@@ -302,10 +311,12 @@ class _FramesGate:
 
         def guarded() -> dict[int, Any]:
             with gate._lock:
-                if gate._inside == 0:
+                if not gate._inside:
                     return original()
+                inside = _PartialFrames(gate._inside)
             if frames:
-                return {threading.get_ident(): sys._getframe(1)}
+                inside[threading.get_ident()] = sys._getframe(1)
+                return inside
             current = sys.exception()
             return {threading.get_ident(): current} if current is not None else {}
 
