@@ -233,6 +233,9 @@ async def test_cancel_running_and_pending_tasks(
         pending = [c.submit(sd.where, i, pure=False, key=f"pending-{i}") for i in range(3)]
     while not started.exists():
         await asyncio.sleep(0.01)
+    # The worker's call stacks show the running task (its frames in main, not inside).
+    stacks = await c.call_stack([running])
+    assert running.key in stacks[a.address], stacks
     await c.cancel([running, *pending])
     assert running.cancelled() and all(f.cancelled() for f in pending)
     release.touch()
