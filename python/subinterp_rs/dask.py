@@ -571,7 +571,9 @@ class SubinterpreterExecutor(concurrent.futures.Executor):
     ``submit(fn, *args)`` runs ``fn`` in one of its main-interpreter threads; when ``fn`` is
     distributed's task runner (what a worker submits for a task), the task's own function runs
     in that thread's subinterpreter. Usually made by :class:`SubinterpreterPlugin`; it can also
-    be given to ``Worker(executor=...)``/``Worker(executor={"subinterp": ...})`` directly.
+    be given to ``Worker(executor=...)``/``Worker(executor={"subinterp": ...})`` directly,
+    with ``distributed.worker.profile.enabled: false`` in dask's config (the plugin turns the
+    worker's sampling off; see :class:`_FramesGate` for why).
 
     Args:
         max_workers: the number of task slots (the worker's ``nthreads``).
