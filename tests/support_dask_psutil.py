@@ -9,3 +9,15 @@ import psutil
 def pid() -> int:
     """The worker's process id, by psutil."""
     return int(psutil.Process().pid)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def square_and_where(x: int) -> tuple[int, int]:
+    """``(x * x, interpreter id)``, by a helper of this module: needs no psutil, so it runs in
+    a subinterpreter, sent by value."""
+    from subinterp_rs import Subinterpreter
+
+    return _square(x), Subinterpreter.current().id

@@ -204,6 +204,30 @@ def _psutil_pid() -> Any:
 
 
 @gen_cluster(client=True, nthreads=[("127.0.0.1", 2)])
+async def test_functions_of_a_module_that_does_not_load_go_by_value(
+    c: Client, s: Any, a: Worker
+) -> None:
+    # Like a test file or a script that imports distributed: the module does not load in a
+    # subinterpreter, but its functions that do not need what it imports run there.
+    import support_dask_psutil
+
+    await c.register_plugin(SubinterpreterPlugin())
+    with sub():
+        futures = c.map(support_dask_psutil.square_and_where, range(4), pure=False)
+    results = await c.gather(futures)
+    assert [r[0] for r in results] == [0, 1, 4, 9]
+    assert {r[1] for r in results} <= set(slot_ids(a))
+    # And so do the functions of this test module (it imports pytest and distributed).
+    with sub():
+        here = c.submit(_in_this_module, 6, pure=False)
+    assert await here == (36, True)
+
+
+def _in_this_module(x: int) -> tuple[int, bool]:
+    return sd.where(x)[0], sd.interp_id() != MAIN_ID
+
+
+@gen_cluster(client=True, nthreads=[("127.0.0.1", 2)])
 async def test_fallback_runs_them_in_main_with_a_warning(c: Client, s: Any, a: Worker) -> None:
     await c.register_plugin(SubinterpreterPlugin(fallback=True))
     with captured_logger("distributed.worker.subinterp_rs", level=30) as log:

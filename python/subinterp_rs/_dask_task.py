@@ -19,6 +19,9 @@ status                    payload, text
 :data:`REFUSED`           ``b""``; the task raised ``ImportError`` for an extension module
                           that refuses subinterpreters (``numpy``, ``psutil``, ...)
 :data:`RESULT_NOT_SENT`   ``b""``; why the result could not be pickled
+:data:`LOAD_REFUSED`      ``b""``; unpickling the function or arguments imported a module
+                          that refuses subinterpreters (the main interpreter may then send
+                          that module's functions by value)
 ========================  ==============================================================
 
 The main interpreter calls :func:`rehearse` once before any slot exists: it runs every path
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import pickle
 import sys
 import traceback
@@ -40,6 +44,7 @@ from types import TracebackType
 from typing import Any, Final
 
 __all__ = [
+    "LOAD_REFUSED",
     "NOT_LOADED",
     "OK",
     "RAISED",
@@ -57,6 +62,7 @@ RAISED: Final = 1
 NOT_LOADED: Final = 2
 REFUSED: Final = 3
 RESULT_NOT_SENT: Final = 4
+LOAD_REFUSED: Final = 5
 
 Outcome = tuple[int, bytes, str]
 
@@ -66,15 +72,57 @@ _REFUSAL_WORDS: Final = "subinterpreter"
 subinterpreters"."""
 
 
-def dumps(obj: object) -> bytes:
+def dumps(obj: object, by_value: frozenset[str] = frozenset()) -> bytes:
     """Pickle ``obj`` with cloudpickle (functions and classes of ``__main__``, lambdas and
-    closures by value), or plain pickle without it."""
+    closures by value), or plain pickle without it.
+
+    ``by_value``: modules whose functions go by value too, with the globals they use, rather
+    than by reference (a module that cannot be imported in a subinterpreter, because it
+    imports numpy or distributed, may still have functions that run there).
+    """
     try:
         import cloudpickle
     except ImportError:
         return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
-    data: bytes = cloudpickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
-    return data
+    if not by_value:
+        data: bytes = cloudpickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+        return data
+    buf = io.BytesIO()
+    _by_value_pickler(cloudpickle)(buf, by_value).dump(obj)
+    return buf.getvalue()
+
+
+_BY_VALUE_PICKLER: Any = None
+
+
+def _by_value_pickler(cloudpickle: Any) -> Any:
+    """A cloudpickle ``Pickler`` that sends the functions of some modules by value (made once:
+    its base class is cloudpickle's)."""
+    global _BY_VALUE_PICKLER
+    if _BY_VALUE_PICKLER is None:
+
+        class ByValuePickler(cloudpickle.Pickler):  # type: ignore[misc]
+            def __init__(self, file: io.BytesIO, modules: frozenset[str]) -> None:
+                super().__init__(file, pickle.HIGHEST_PROTOCOL)
+                self.modules = modules
+
+            def _function_reduce(self, obj: Any) -> Any:
+                if getattr(obj, "__module__", None) in self.modules:
+                    return self._dynamic_function_reduce(obj)
+                return super()._function_reduce(obj)
+
+        _BY_VALUE_PICKLER = ByValuePickler
+    return _BY_VALUE_PICKLER
+
+
+def can_send_by_value() -> bool:
+    """Whether this cloudpickle lets :func:`dumps` send a module's functions by value."""
+    try:
+        import cloudpickle
+    except ImportError:
+        return False
+    pickler = cloudpickle.Pickler
+    return hasattr(pickler, "_function_reduce") and hasattr(pickler, "_dynamic_function_reduce")
 
 
 def set_path(path: tuple[str, ...]) -> None:
@@ -132,7 +180,8 @@ def run(payload: bytes, path: tuple[str, ...] | None, /) -> Outcome:
     try:
         fn, args, kwargs = pickle.loads(payload)
     except Exception as exc:
-        return (NOT_LOADED, b"", _describe(exc, exc.__traceback__))
+        status = LOAD_REFUSED if refuses_subinterpreters(exc) else NOT_LOADED
+        return (status, b"", _describe(exc, exc.__traceback__))
     try:
         result = fn(*args, **kwargs)
     except (SystemExit, KeyboardInterrupt):
@@ -172,4 +221,6 @@ def rehearse() -> None:
         status, payload, _ = run(dumps((fn, args, {})), None)
         if status in (OK, RAISED) and payload:
             pickle.loads(payload)
+    if can_send_by_value():
+        run(dumps((_rehearsal_ok, (3,), {}), frozenset({__name__})), None)
     run(b"not a pickle", None)

@@ -485,8 +485,9 @@ class _Slot:
         owner = self.owner
         if owner.fallback and _qualname(func) in owner._main_only:
             return func(*args, **kwargs)
+        by_value = owner._by_value
         try:
-            payload = _dask_task.dumps((func, args, kwargs))
+            payload = _dask_task.dumps((func, args, kwargs), by_value)
         except Exception as exc:
             return self._not_here(
                 func, args, kwargs, key, "its function or arguments cannot be pickled", repr(exc)
@@ -506,6 +507,18 @@ class _Slot:
                 f"subinterpreter:\n{info.formatted}"
             ) from None
         self.path = path
+        if status == _dask_task.LOAD_REFUSED:
+            # Its module imports something that refuses subinterpreters (numpy, distributed,
+            # ...): its functions may still run there, sent by value. Once per module.
+            module = getattr(func, "__module__", None)
+            if (
+                isinstance(module, str)
+                and module not in by_value
+                and _dask_task.can_send_by_value()
+            ):
+                owner._send_by_value(module)
+                return self.call(func, args, kwargs, key)
+            status = _dask_task.NOT_LOADED
         if status == _dask_task.OK:
             try:
                 return pickle.loads(data)
@@ -619,6 +632,7 @@ class SubinterpreterExecutor(concurrent.futures.Executor):
         self._started = False
         self._shutdown = False
         self._main_only: set[str] = set()
+        self._by_value: frozenset[str] = frozenset()
         self._task_cls = _task_class()
 
     def __repr__(self) -> str:
@@ -701,6 +715,16 @@ class SubinterpreterExecutor(concurrent.futures.Executor):
                 ", ".join(busy),
                 self.shutdown_timeout,
             )
+
+    def _send_by_value(self, module: str) -> None:
+        with self._lock:
+            if module in self._by_value:
+                return
+            self._by_value = self._by_value | {module}
+        logger.info(
+            "module %s does not load in a subinterpreter: its functions are sent by value",
+            module,
+        )
 
     def _note_main_only(self, name: str, reason: str, summary: str, ran: bool) -> None:
         with self._lock:
