@@ -3,7 +3,28 @@ psutil, whose extension module refuses isolated interpreters."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psutil
+
+
+@dataclass(frozen=True)
+class Point:
+    """A class of a module that does not load in a subinterpreter."""
+
+    x: int
+    y: int
+
+
+class PointError(Exception):
+    """An exception class of a module that does not load in a subinterpreter."""
+
+
+def make_point(x: int) -> Point:
+    """A :class:`Point`, made in a subinterpreter (raises :class:`PointError` for x < 0)."""
+    if x < 0:
+        raise PointError(x)
+    return Point(x, _square(x))
 
 
 def pid() -> int:

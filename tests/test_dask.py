@@ -217,6 +217,13 @@ async def test_functions_of_a_module_that_does_not_load_go_by_value(
     results = await c.gather(futures)
     assert [r[0] for r in results] == [0, 1, 4, 9]
     assert {r[1] for r in results} <= set(slot_ids(a))
+    # Its classes too: what comes back is of the module's own class.
+    with sub():
+        point = c.submit(support_dask_psutil.make_point, 3, pure=False)
+        bad_point = c.submit(support_dask_psutil.make_point, -1, pure=False)
+    assert await point == support_dask_psutil.Point(3, 9)
+    with pytest.raises(support_dask_psutil.PointError):
+        await bad_point
     # And so do the functions of this test module (it imports pytest and distributed).
     with sub():
         here = c.submit(_in_this_module, 6, pure=False)

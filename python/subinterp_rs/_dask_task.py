@@ -76,8 +76,8 @@ def dumps(obj: object, by_value: frozenset[str] = frozenset()) -> bytes:
     """Pickle ``obj`` with cloudpickle (functions and classes of ``__main__``, lambdas and
     closures by value), or plain pickle without it.
 
-    ``by_value``: modules whose functions go by value too, with the globals they use, rather
-    than by reference (a module that cannot be imported in a subinterpreter, because it
+    ``by_value``: modules whose functions and classes go by value too, with the globals they
+    use, rather than by reference (a module that cannot be imported in a subinterpreter, because it
     imports numpy or distributed, may still have functions that run there).
     """
     try:
@@ -96,10 +96,12 @@ _BY_VALUE_PICKLER: Any = None
 
 
 def _by_value_pickler(cloudpickle: Any) -> Any:
-    """A cloudpickle ``Pickler`` that sends the functions of some modules by value (made once:
-    its base class is cloudpickle's)."""
+    """A cloudpickle ``Pickler`` that sends the functions and classes of some modules by value
+    (made once: its base class is cloudpickle's; it relies on cloudpickle's reducers of dynamic
+    functions and classes, which :func:`can_send_by_value` checks are there)."""
     global _BY_VALUE_PICKLER
     if _BY_VALUE_PICKLER is None:
+        class_reduce = cloudpickle.cloudpickle._dynamic_class_reduce
 
         class ByValuePickler(cloudpickle.Pickler):  # type: ignore[misc]
             def __init__(self, file: io.BytesIO, modules: frozenset[str]) -> None:
@@ -110,6 +112,13 @@ def _by_value_pickler(cloudpickle: Any) -> Any:
                 if getattr(obj, "__module__", None) in self.modules:
                     return self._dynamic_function_reduce(obj)
                 return super()._function_reduce(obj)
+
+            def reducer_override(self, obj: Any) -> Any:
+                # Its classes too; cloudpickle tracks a class sent by value, so that the
+                # copy made inside comes back as the original class here.
+                if isinstance(obj, type) and getattr(obj, "__module__", None) in self.modules:
+                    return class_reduce(obj)
+                return super().reducer_override(obj)
 
         _BY_VALUE_PICKLER = ByValuePickler
     return _BY_VALUE_PICKLER
@@ -122,7 +131,11 @@ def can_send_by_value() -> bool:
     except ImportError:
         return False
     pickler = cloudpickle.Pickler
-    return hasattr(pickler, "_function_reduce") and hasattr(pickler, "_dynamic_function_reduce")
+    return (
+        hasattr(pickler, "_function_reduce")
+        and hasattr(pickler, "_dynamic_function_reduce")
+        and hasattr(getattr(cloudpickle, "cloudpickle", None), "_dynamic_class_reduce")
+    )
 
 
 def set_path(path: tuple[str, ...]) -> None:
