@@ -101,26 +101,36 @@ def _by_value_pickler(cloudpickle: Any) -> Any:
     functions and classes, which :func:`can_send_by_value` checks are there)."""
     global _BY_VALUE_PICKLER
     if _BY_VALUE_PICKLER is None:
+        base = cloudpickle.Pickler
         class_reduce = cloudpickle.cloudpickle._dynamic_class_reduce
 
-        class ByValuePickler(cloudpickle.Pickler):  # type: ignore[misc]
-            def __init__(self, file: io.BytesIO, modules: frozenset[str]) -> None:
-                super().__init__(file, pickle.HIGHEST_PROTOCOL)
-                self.modules = modules
+        def __init__(self: Any, file: io.BytesIO, modules: frozenset[str]) -> None:
+            base.__init__(self, file, pickle.HIGHEST_PROTOCOL)
+            self.modules = modules
 
-            def _function_reduce(self, obj: Any) -> Any:
-                if getattr(obj, "__module__", None) in self.modules:
-                    return self._dynamic_function_reduce(obj)
-                return super()._function_reduce(obj)
+        def _function_reduce(self: Any, obj: Any) -> Any:
+            if getattr(obj, "__module__", None) in self.modules:
+                return self._dynamic_function_reduce(obj)
+            return base._function_reduce(self, obj)
 
-            def reducer_override(self, obj: Any) -> Any:
-                # Its classes too; cloudpickle tracks a class sent by value, so that the
-                # copy made inside comes back as the original class here.
-                if isinstance(obj, type) and getattr(obj, "__module__", None) in self.modules:
-                    return class_reduce(obj)
-                return super().reducer_override(obj)
+        def reducer_override(self: Any, obj: Any) -> Any:
+            # Its classes too; cloudpickle tracks a class sent by value, so that the copy
+            # made inside comes back as the original class here.
+            if isinstance(obj, type) and getattr(obj, "__module__", None) in self.modules:
+                return class_reduce(obj)
+            return base.reducer_override(self, obj)
 
-        _BY_VALUE_PICKLER = ByValuePickler
+        # Made with type() rather than a class statement: a class defined in a function
+        # would be a second, nameless "ByValuePickler" to stubtest.
+        _BY_VALUE_PICKLER = type(
+            "ByValuePickler",
+            (base,),
+            {
+                "__init__": __init__,
+                "_function_reduce": _function_reduce,
+                "reducer_override": reducer_override,
+            },
+        )
     return _BY_VALUE_PICKLER
 
 
