@@ -32,7 +32,7 @@ from dask.base import annotate  # noqa: E402
 from dask.delayed import delayed  # noqa: E402
 from distributed import Client, LocalCluster, Worker  # noqa: E402
 from distributed.utils_test import captured_logger, gen_cluster  # noqa: E402
-from subinterp_rs import InterpreterConfig, _native  # noqa: E402
+from subinterp_rs import InterpreterConfig, Subinterpreter, interpreters  # noqa: E402
 from subinterp_rs.dask import (  # noqa: E402
     CannotRunInSubinterpreter,
     SubinterpreterExecutor,
@@ -42,7 +42,12 @@ from subinterp_rs.dask import (  # noqa: E402
 )
 
 TESTS = Path(__file__).resolve().parent
-MAIN_ID = _native.get_main()[0]
+MAIN_ID = Subinterpreter.main().id
+
+
+def live_ids() -> set[int]:
+    """The ids of the interpreters of this process."""
+    return {interp.id for interp in interpreters.list_all()}
 
 
 def sub() -> contextlib.AbstractContextManager[None]:
@@ -124,7 +129,7 @@ async def test_register_plugin(c: Client, s: Any, a: Worker) -> None:
     # Unregistering puts the worker back as it was and closes the interpreters.
     await c.unregister_worker_plugin(SubinterpreterPlugin().name)
     assert "subinterp" not in a.executors
-    assert not set(ids) & {i for i, _ in _native.list_all()}
+    assert not set(ids) & live_ids()
 
 
 @gen_cluster(
@@ -297,7 +302,7 @@ async def test_worker_closed_while_tasks_run(
     # The task moved to the other worker; a's interpreters are closed, none leaked.
     assert await fut in b_ids
     assert a.status.name == "closed"
-    live = {i for i, _ in _native.list_all()}
+    live = live_ids()
     assert not set(a_ids) & live and set(b_ids) <= live
 
 
