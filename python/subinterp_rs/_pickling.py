@@ -3,31 +3,65 @@
 Runs in the sending interpreter (``dumps``) and in the receiving one (``loads``). Beyond plain
 pickle it handles what pickling by reference cannot:
 
-* functions and classes defined in a script's ``__main__``: found in the receiver's
-  ``__main__``, else by running the script there as ``__mp_main__`` (as ``multiprocessing``'s
-  spawn does, and as the 3.14 stdlib does), so ``if __name__ == "__main__"`` blocks do not run;
+* functions of a script's ``__main__`` travel both ways at once: by reference (found in the
+  receiver's ``__main__``, else by running the script there as ``__mp_main__``, as
+  ``multiprocessing``'s spawn does, and as the 3.14 stdlib does, so ``if __name__ ==
+  "__main__"`` blocks do not run) and by value (code, defaults, closure, and the globals it
+  uses, recursively, as ``cloudpickle`` does). The receiver takes the reference when the
+  script runs there, else the value: a script whose top level imports a module that cannot
+  load in a subinterpreter (psutil, numpy, ...) still has its tasks run. Which way each
+  function went is told by :func:`travelled` (docs/travel.md);
 * stateless nested functions and lambdas (no closure, no globals but builtins): by value,
   like the 3.14 stdlib;
 * with ``closures=True`` (the low-level ``Subinterpreter.call``): closures and nested functions
-  by value, their cells' contents pickled recursively, globals taken from their module there.
+  by value, their cells' contents pickled recursively;
+* modules among the globals a function by value uses, by name: imported where they are used, and if
+  one cannot be imported there, a stand-in that raises the reason when it is used.
+
+Functions by value run with the receiver's ``__main__`` as their globals (like the 3.14
+stdlib), or its ``__mp_main__`` when the script ran there; the globals they use are copied
+into that namespace each time they cross.
 """
 
 from __future__ import annotations
 
 import builtins
 import dis
+import functools
+import importlib
 import io
 import marshal
 import os
 import pickle
 import sys
 import types
+import weakref
 from typing import Any
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "loads", "travelled"]
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME"})
+_MAIN_MODULES = ("__main__", "__mp_main__")
+
+# Receiver side, per interpreter (each has its own copy of this module).
+_script_failed: dict[str, str] = {}
+"""Scripts that could not run here as ``__mp_main__``: path -> the reason (run once only)."""
+_skeletons: weakref.WeakSet[types.FunctionType] = weakref.WeakSet()
+"""Functions made here by value whose state (globals, defaults, cells) is still to be set."""
+_made_by_value: weakref.WeakSet[types.FunctionType] = weakref.WeakSet()
+"""Every function made here by value (found again in ``__main__``, they are not its own)."""
+_travelled: dict[tuple[str, str], str] = {}
+"""``(module, qualname)`` of each ``__main__`` function received -> ``"reference"`` or
+``"value"``, the way it last came in (see :func:`travelled`)."""
+
+
+def travelled(module: str, qualname: str) -> str | None:
+    """How the function ``module.qualname`` of the sender's ``__main__`` last came into this
+    interpreter: ``"reference"`` (found in the script run here as ``__mp_main__``, or in this
+    interpreter's ``__main__``), ``"value"`` (rebuilt from its code and globals), or ``None``
+    if it never came in."""
+    return _travelled.get((module, qualname))
 
 
 def _main_file() -> str | None:
@@ -43,6 +77,35 @@ def _walk(obj: Any, qualname: str) -> Any:
     return obj
 
 
+def _run_script(path: str) -> types.ModuleType:
+    """The script at ``path`` run here as ``__mp_main__`` (once; a failure is remembered and
+    raised again as :class:`_ScriptFailed` without running the script again)."""
+    mod = sys.modules.get("__mp_main__")
+    if mod is not None and getattr(mod, "__file__", None) == path:
+        return mod
+    if path in _script_failed:
+        raise _ScriptFailed(_script_failed[path])
+    mod = types.ModuleType("__mp_main__")
+    mod.__file__ = path
+    sys.modules["__mp_main__"] = mod
+    try:
+        with io.open_code(path) as f:
+            source = f.read()
+        exec(compile(source, path, "exec"), mod.__dict__)
+    except Exception as exc:
+        del sys.modules["__mp_main__"]
+        _script_failed[path] = f"{type(exc).__name__}: {exc}"
+        raise _ScriptFailed(_script_failed[path]) from exc
+    except BaseException:
+        del sys.modules["__mp_main__"]
+        raise
+    return mod
+
+
+class _ScriptFailed(Exception):
+    """The sender's script could not run here (its reason is the message)."""
+
+
 def _load_main_attr(qualname: str, path: str | None) -> Any:
     """Find ``__main__.<qualname>`` of the sending interpreter here."""
     main = sys.modules.get("__main__")
@@ -51,27 +114,98 @@ def _load_main_attr(qualname: str, path: str | None) -> Any:
     except AttributeError:
         if path is None:
             raise
-    mod = sys.modules.get("__mp_main__")
-    if mod is None or getattr(mod, "__file__", None) != path:
-        mod = types.ModuleType("__mp_main__")
-        mod.__file__ = path
-        with io.open_code(path) as f:
-            source = f.read()
-        sys.modules["__mp_main__"] = mod
-        try:
-            exec(compile(source, path, "exec"), mod.__dict__)
-        except BaseException:
-            del sys.modules["__mp_main__"]
-            raise
+    try:
+        mod = _run_script(path)
+    except _ScriptFailed as exc:
+        raise ImportError(main_unavailable(qualname, path, str(exc), None)) from None
     return _walk(mod, qualname)
+
+
+def main_unavailable(
+    qualname: str, path: str | None, script_error: str | None, by_value_error: str | None
+) -> str:
+    """The one message for a function or class of the sender's ``__main__`` that can cross
+    neither by reference (``script_error``: why running the script here failed, or why the
+    name is not in it) nor by value (``by_value_error``: why it could not be sent so, or
+    ``None`` for a class, which only crosses by reference)."""
+    where = f"the script {path!r}" if path else "the sender's __main__"
+    parts = [f"__main__.{qualname} cannot be rebuilt in this interpreter."]
+    if script_error is not None:
+        parts.append(f"By reference: running {where} here as __mp_main__ failed ({script_error}).")
+    if by_value_error is not None:
+        parts.append(f"By value: {by_value_error}.")
+    else:
+        parts.append("By value: classes only cross by reference.")
+    parts.append(
+        "Move it to a module that imports only what loads in a subinterpreter, or keep the "
+        "script's top-level imports to such modules (import the others under "
+        "`if __name__ == '__main__':`), or use a process pool."
+    )
+    return " ".join(parts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _global_names(code: types.CodeType) -> frozenset[str]:
+    """The global names ``code`` and the code nested in it use."""
+    names = {
+        i.argval
+        for i in dis.get_instructions(code)
+        if i.opname in _GLOBAL_OPS and isinstance(i.argval, str)
+    }
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=1024)
+def _marshalled(code: types.CodeType) -> bytes:
+    return marshal.dumps(code)
 
 
 def _is_stateless(func: types.FunctionType) -> bool:
     code = func.__code__
     if func.__closure__ or code.co_freevars:
         return False
-    names = {i.argval for i in dis.get_instructions(code) if i.opname in _GLOBAL_OPS}
-    return all(isinstance(n, str) and n in _BUILTIN_NAMES for n in names)
+    return all(n in _BUILTIN_NAMES for n in _global_names(code))
+
+
+def _globals_used(func: types.FunctionType) -> dict[str, Any]:
+    """The globals ``func`` uses, modules among them as :class:`_ModuleByName`."""
+    ns = func.__globals__
+    used: dict[str, Any] = {}
+    for name in sorted(_global_names(func.__code__)):
+        if name in ns:
+            value = ns[name]
+            used[name] = _ModuleByName(value.__name__) if _importable_module(value) else value
+    return used
+
+
+def _importable_module(obj: object) -> bool:
+    return (
+        isinstance(obj, types.ModuleType)
+        and obj.__name__ not in _MAIN_MODULES
+        and sys.modules.get(obj.__name__) is obj
+    )
+
+
+class _ModuleByName:
+    """A module among the globals of a function by value: imported by name where it lands."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_import_module, (self.name,))
+
+
+def _namespace(path: str | None) -> dict[str, Any]:
+    """Where a function of the sender's ``__main__`` rebuilt by value finds its globals here:
+    the script's ``__mp_main__`` if it ran here, else this interpreter's ``__main__``."""
+    mod = sys.modules.get("__mp_main__")
+    if path is not None and mod is not None and getattr(mod, "__file__", None) == path:
+        return vars(mod)
+    return vars(sys.modules["__main__"])
 
 
 def _make_function(
@@ -83,8 +217,9 @@ def _make_function(
     kwdefaults: dict[str, Any] | None,
     cells: tuple[Any, ...] | None,
 ) -> types.FunctionType:
+    """A function by value without the globals it uses (a nested function, or a ``__main__``
+    one whose globals could not be pickled): it finds them in the receiver's ``__main__``."""
     code = marshal.loads(code_bytes)
-    # Like the 3.14 stdlib, a function sent by value runs in the receiver's __main__.
     globals_ns: dict[str, Any] = vars(sys.modules["__main__"])
     closure = tuple(types.CellType(v) for v in cells) if cells is not None else None
     func = types.FunctionType(code, globals_ns, name, defaults, closure)
@@ -100,7 +235,7 @@ def _function_by_value(func: types.FunctionType) -> tuple[Any, ...]:
     return (
         _make_function,
         (
-            marshal.dumps(func.__code__),
+            _marshalled(func.__code__),
             func.__module__,
             func.__name__,
             func.__qualname__,
@@ -111,24 +246,106 @@ def _function_by_value(func: types.FunctionType) -> tuple[Any, ...]:
     )
 
 
+def _main_function(
+    module: str,
+    qualname: str,
+    path: str | None,
+    code_bytes: bytes | None,
+    ncells: int,
+    by_value_error: str | None,
+) -> types.FunctionType:
+    """A function of the sender's ``__main__``: by reference when that works here (it then
+    ignores the state :func:`_set_main_function` gets), else an empty function made from its
+    code, which :func:`_set_main_function` completes (globals, defaults, cells)."""
+    script_error: str | None = None
+    if path is not None and "<" not in qualname:
+        try:
+            try:
+                found = _walk(sys.modules.get("__main__"), qualname)
+                if found in _made_by_value:  # put there with the globals of another
+                    raise AttributeError(qualname)
+            except AttributeError:
+                found = _walk(_run_script(path), qualname)
+        except _ScriptFailed as exc:
+            script_error = str(exc)
+        except AttributeError:
+            script_error = f"the script defines no {qualname!r} at its top level"
+        else:
+            if isinstance(found, types.FunctionType):
+                _travelled[(module, qualname)] = "reference"
+                return found
+            script_error = f"{qualname!r} is a {type(found).__name__} there, not a function"
+    if code_bytes is None:
+        raise ImportError(main_unavailable(qualname, path, script_error, by_value_error))
+    code = marshal.loads(code_bytes)
+    closure = tuple(types.CellType() for _ in range(ncells)) if ncells else None
+    func = types.FunctionType(code, _namespace(path), code.co_name, None, closure)
+    func.__qualname__ = qualname
+    func.__module__ = module
+    _skeletons.add(func)
+    _made_by_value.add(func)
+    _travelled[(module, qualname)] = "value"
+    return func
+
+
+def _set_main_function(func: types.FunctionType, state: tuple[Any, ...]) -> None:
+    """Completes a function :func:`_main_function` made by value (nothing for one it found)."""
+    if func not in _skeletons:
+        return
+    _skeletons.discard(func)
+    used, defaults, kwdefaults, cells, attrs = state
+    func.__globals__.update(used)
+    func.__defaults__ = defaults
+    func.__kwdefaults__ = kwdefaults
+    if cells is not None and func.__closure__ is not None:
+        for cell, value in zip(func.__closure__, cells, strict=True):
+            cell.cell_contents = value
+    if attrs:
+        func.__dict__.update(attrs)
+
+
+class _Unimportable(types.ModuleType):
+    """Stands in for a module a function by value uses that cannot be imported here; using it
+    raises why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(name)
+        self.__reason = reason
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_Unimportable__"):
+            raise AttributeError(attr)
+        raise ImportError(
+            f"module {self.__name__!r} (used by a function of the sender's __main__, which "
+            f"came by value) cannot be imported in this interpreter: {self.__reason}"
+        )
+
+
+def _import_module(name: str) -> types.ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        return _Unimportable(name, f"{type(exc).__name__}: {exc}")
+
+
 class _Pickler(pickle.Pickler):
-    def __init__(self, file: io.BytesIO, closures: bool) -> None:
+    def __init__(self, file: io.BytesIO, closures: bool, by_value_error: str | None) -> None:
         # Positional on purpose: CPython 3.12.1 caches the keyword names of a C function in
         # whichever interpreter first calls it with keywords, and crashes at exit when that
         # was a subinterpreter.
         super().__init__(file, pickle.HIGHEST_PROTOCOL)
         self._closures = closures
         self._main_path = _main_file()
+        # None: functions of __main__ go with their globals; else why they cannot.
+        self._by_value_error = by_value_error
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (types.FunctionType, type)):
             module = getattr(obj, "__module__", None)
             qualname = getattr(obj, "__qualname__", "")
-            if module in ("__main__", "__mp_main__") and "<" not in qualname:
-                if self._main_path is None and isinstance(obj, types.FunctionType):
-                    # No script to load there (-c, REPL, stdin): send the function itself;
-                    # its globals are the receiver's __main__.
-                    return _function_by_value(obj)
+            if module in _MAIN_MODULES and isinstance(obj, types.FunctionType):
+                return self._main_function(obj, qualname)
+            if module in _MAIN_MODULES and "<" not in qualname:
                 return (_load_main_attr, (qualname, self._main_path))
             if (
                 isinstance(obj, types.FunctionType)
@@ -138,11 +355,45 @@ class _Pickler(pickle.Pickler):
                 return _function_by_value(obj)
         return NotImplemented
 
+    def _main_function(self, func: types.FunctionType, qualname: str) -> Any:
+        nested = "<" in qualname
+        if nested and not (self._closures or _is_stateless(func)):
+            return NotImplemented  # pickle refuses a local object, as before
+        if self._by_value_error is not None:
+            if nested or self._main_path is None:
+                # Nothing to find it by there: by value, its globals the receiver's __main__.
+                return _function_by_value(func)
+            args = (func.__module__, qualname, self._main_path, None, 0, self._by_value_error)
+            return (_main_function, args)
+        cells = tuple(c.cell_contents for c in func.__closure__) if func.__closure__ else None
+        state = (
+            _globals_used(func),
+            func.__defaults__,
+            func.__kwdefaults__,
+            cells,
+            dict(func.__dict__) or None,
+        )
+        args = (
+            func.__module__,
+            qualname,
+            self._main_path,
+            _marshalled(func.__code__),
+            len(cells) if cells else 0,
+            None,
+        )
+        return (_main_function, args, state, None, None, _set_main_function)
+
 
 def dumps(obj: object, closures: bool = False) -> bytes:
-    """Pickle ``obj`` for another interpreter."""
+    """Pickle ``obj`` for another interpreter: functions of ``__main__`` both by reference and
+    by value; if what they use cannot be pickled, by reference only (or, without a script, by
+    value without their globals)."""
     buf = io.BytesIO()
-    _Pickler(buf, closures).dump(obj)
+    try:
+        _Pickler(buf, closures, None).dump(obj)
+    except Exception as exc:
+        buf = io.BytesIO()
+        _Pickler(buf, closures, f"{type(exc).__name__}: {exc}").dump(obj)
     return buf.getvalue()
 
 
