@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import builtins
 import dis
-import functools
 import importlib
 import io
 import marshal
@@ -144,9 +143,16 @@ def main_unavailable(
     return " ".join(parts)
 
 
-@functools.lru_cache(maxsize=1024)
+_names_cache: dict[types.CodeType, frozenset[str]] = {}
+_marshal_cache: dict[types.CodeType, bytes] = {}
+_CACHE_SIZE = 1024
+
+
 def _global_names(code: types.CodeType) -> frozenset[str]:
-    """The global names ``code`` and the code nested in it use."""
+    """The global names ``code`` and the code nested in it use (cached)."""
+    found = _names_cache.get(code)
+    if found is not None:
+        return found
     names = {
         i.argval
         for i in dis.get_instructions(code)
@@ -155,12 +161,20 @@ def _global_names(code: types.CodeType) -> frozenset[str]:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= _global_names(const)
-    return frozenset(names)
+    if len(_names_cache) >= _CACHE_SIZE:
+        _names_cache.clear()
+    found = _names_cache[code] = frozenset(names)
+    return found
 
 
-@functools.lru_cache(maxsize=1024)
 def _marshalled(code: types.CodeType) -> bytes:
-    return marshal.dumps(code)
+    """``marshal.dumps(code)`` (cached)."""
+    data = _marshal_cache.get(code)
+    if data is None:
+        if len(_marshal_cache) >= _CACHE_SIZE:
+            _marshal_cache.clear()
+        data = _marshal_cache[code] = marshal.dumps(code)
+    return data
 
 
 def _is_stateless(func: types.FunctionType) -> bool:
@@ -363,8 +377,8 @@ class _Pickler(pickle.Pickler):
             if nested or self._main_path is None:
                 # Nothing to find it by there: by value, its globals the receiver's __main__.
                 return _function_by_value(func)
-            args = (func.__module__, qualname, self._main_path, None, 0, self._by_value_error)
-            return (_main_function, args)
+            ref_only = (func.__module__, qualname, self._main_path, None, 0, self._by_value_error)
+            return (_main_function, ref_only)
         cells = tuple(c.cell_contents for c in func.__closure__) if func.__closure__ else None
         state = (
             _globals_used(func),
