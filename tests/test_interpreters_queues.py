@@ -109,7 +109,10 @@ def test_not_destroyed_at_exit() -> None:
     )
     assert_clean_exit(proc)
     assert proc.stdout == ""
-    assert proc.stderr == ""
+    # The interpreter left open warns, as the stdlib's does; the queue is silent.
+    assert proc.stderr.splitlines() == [
+        "<sys>:0: RuntimeWarning: remaining subinterpreters; close them with Interpreter.close()"
+    ]
 
 
 # -- Queue objects ------------------------------------------------------------------------------

@@ -566,8 +566,8 @@ def test_first_pickling_in_a_subinterpreter() -> None:
 
 def test_base_exceptions_while_crossing_inside() -> None:
     # Raised while an argument is rebuilt inside, or while the result is pickled inside: the
-    # caller gets ExecutionFailed (or NotShareableError for the result) and the interpreter
-    # stays usable.
+    # caller gets NotShareableError (from an ExecutionFailed describing it, for an argument,
+    # as the stdlib's "args not shareable") and the interpreter stays usable.
     assert_ok(
         """
         from subinterp_rs import ExecutionFailed, NotShareableError, Subinterpreter
@@ -590,8 +590,9 @@ def test_base_exceptions_while_crossing_inside() -> None:
                            ("mem", "MemoryError"), ("gen", "GeneratorExit")]:
             try:
                 s.call(id, Bomb(kind))
-            except ExecutionFailed as e:
-                assert e.excinfo.type.__name__ == name, e.excinfo
+            except NotShareableError as e:
+                assert isinstance(e.__cause__, ExecutionFailed), repr(e.__cause__)
+                assert e.__cause__.excinfo.type.__name__ == name, e.__cause__.excinfo
             else:
                 raise AssertionError(kind)
             assert s.call(abs, -2) == 2

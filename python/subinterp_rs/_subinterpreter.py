@@ -157,9 +157,12 @@ class Subinterpreter:
     non-owning handles, and :meth:`disarm` turns an owner into one (the interpreter leaks).
     """
 
-    __slots__ = ("__weakref__", "_id", "_owned")
+    __slots__ = ("__weakref__", "_id", "_key", "_owned")
 
     _id: int
+    # The interpreter's id for good: equality and hashing do not change when close() sets
+    # `_id` to -1 (CPython never reuses an id).
+    _key: int
     _owned: bool
 
     def __init__(self) -> None:
@@ -168,7 +171,7 @@ class Subinterpreter:
     @classmethod
     def _wrap(cls, id: int, owned: bool) -> Self:
         self = object.__new__(cls)
-        self._id = id
+        self._id = self._key = id
         self._owned = owned
         return self
 
@@ -219,10 +222,10 @@ class Subinterpreter:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Subinterpreter):
             return NotImplemented
-        return self._id == other._id
+        return self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self._id)
+        return hash(self._key)
 
     def __reduce__(self) -> tuple[Callable[[int], Subinterpreter], tuple[int]]:
         # A copy (pickled into another interpreter, or copy.copy) never owns: only the
@@ -262,8 +265,10 @@ class Subinterpreter:
     def close(self) -> None:
         """Destroy the interpreter now.
 
-        Raises :class:`InterpreterError` for a non-owning or disarmed handle, for the main or
-        the current interpreter, and while it runs or has threads in another thread.
+        Like the end of a program, this first joins, in this thread, the (non-daemon)
+        ``threading`` threads the interpreter started, then finalizes it. Raises
+        :class:`InterpreterError` for a non-owning or disarmed handle, for the main or the
+        current interpreter, and while it runs in another thread.
         """
         id = self._check_open()
         if not self._owned:

@@ -203,6 +203,8 @@ class AsyncInterpreterPool:
         )
         self._prewarm = prewarm
         self._cancel: Literal["detach", "wait"] = cancel
+        # How many tasks map() keeps submitted ahead (the executor's own default if None).
+        self._max_workers: int = self._executor._max_workers
 
     @property
     def executor(self) -> InterpreterPoolExecutor:
@@ -256,9 +258,11 @@ class AsyncInterpreterPool:
         ``Executor.map`` does).
 
         ``chunksize`` calls go to a worker as one task; ``buffersize`` bounds how many tasks
-        are submitted ahead of the results taken (``None``: all at once). Leaving the
-        iteration early (``break``, an exception, a cancellation) drops the calls not
-        started yet.
+        are submitted ahead of the results taken (``None``: as many as the pool has workers,
+        so every worker has one while the results are taken, and none waits in the queue).
+        More are submitted as results are taken: leaving the iteration early (``break``, an
+        exception, a cancellation) drops the calls not started yet, even while the iterator
+        is still referenced (an ``async for`` left with ``break`` does not close it).
         """
         _check_map_args(chunksize, buffersize)
         executor = self._executor
@@ -274,9 +278,9 @@ class AsyncInterpreterPool:
         def submit(args: tuple[Any, ...]) -> concurrent.futures.Future[Any]:
             return executor._submit_task((entry, fn, args, {}))
 
-        first = itertools.islice(argsiter, buffersize) if buffersize else argsiter
-        fs = collections.deque(submit(args) for args in first)
-        return self._results(fs, argsiter if buffersize else None, submit, chunksize > 1)
+        window = buffersize or self._max_workers
+        fs = collections.deque(submit(args) for args in itertools.islice(argsiter, window))
+        return self._results(fs, argsiter, submit, chunksize > 1)
 
     async def _results(
         self,

@@ -25,8 +25,9 @@ import builtins
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, Self
+from collections.abc import Callable, Mapping
+from types import CodeType
+from typing import Any, Final, ParamSpec, Self, TypeVar
 
 from . import _native_api
 from ._arguments import check_id, script_for_exec
@@ -131,6 +132,9 @@ def is_shareable(obj: object) -> bool:
     buffers and queues)."""
     return _native_api.is_shareable(obj)
 
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 _known: weakref.WeakValueDictionary[int, Interpreter] = weakref.WeakValueDictionary()
 _known_lock = threading.RLock()
@@ -267,17 +271,16 @@ class Interpreter:
     def close(self) -> None:
         """Finalize and destroy the interpreter.
 
-        Attempting to destroy the current interpreter, or one that is running, results in
-        an :class:`InterpreterError`.
+        Like the end of a program, this first waits for the (non-daemon) ``threading``
+        threads the interpreter started: they are joined, in this thread, before it is
+        finalized. Attempting to destroy the current interpreter, or one that is running,
+        results in an :class:`InterpreterError`. An interpreter the stdlib's
+        ``_interpreters.create()`` made (whence ``"_interpreters module"``) is closed with
+        the stdlib's ``_interpreters.destroy()``, as ``concurrent.interpreters`` does.
         """
         _native_api.destroy(self._check_ours("destroy"))
 
-    def prepare_main(
-        self,
-        ns: Mapping[str, object] | Iterable[tuple[str, object]] | None = None,
-        /,
-        **kwargs: object,
-    ) -> None:
+    def prepare_main(self, ns: Mapping[str, object] | None = None, /, **kwargs: object) -> None:
         """Bind the given values into the interpreter's ``__main__``.
 
         The values must be shareable (see :func:`is_shareable`); queues are. Raises
@@ -294,7 +297,9 @@ class Interpreter:
                 raise ValueError(f"names to bind cannot contain NUL characters: {name!r}")
         _native_api.set_main_attrs(id, values)
 
-    def exec(self, code: object, /) -> None:
+    # The annotations of the public methods are typeshed's for concurrent.interpreters, so
+    # mypy checks calls as it does against the stdlib.
+    def exec(self, code: str | CodeType | Callable[[], object], /) -> None:
         """Run the given source code in the interpreter.
 
         This is essentially the same as calling the builtin ``exec`` with this interpreter,
@@ -312,7 +317,11 @@ class Interpreter:
         interpreter is allowed to run in other threads.
         """
         id = self._check_ours("exec code for")
-        _native_api.exec(id, script_for_exec(code))
+        try:
+            _native_api.exec(id, script_for_exec(code))
+        except (InterpreterError, NotShareableError) as exc:
+            # Raised from here, as the stdlib's: the same frames in the traceback.
+            raise exc.with_traceback(None)  # noqa: B904 (the same exception)
 
     def _call(
         self, callable: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -320,9 +329,13 @@ class Interpreter:
         id = self._check_ours("make a call in")
         if not builtins.callable(callable):  # (the parameter hides the builtin)
             raise TypeError(f"expected a callable, got {callable!r}")
-        return _native_api.call(id, callable, args, kwargs or None)
+        try:
+            return _native_api.call(id, callable, args, kwargs or None)
+        except (InterpreterError, NotShareableError) as exc:
+            # Raised from here, as the stdlib's: the same frames in the traceback.
+            raise exc.with_traceback(None)  # noqa: B904 (the same exception)
 
-    def call(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    def call(self, callable: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """Call the object in the interpreter with given args/kwargs.
 
         Nearly all callables, args, kwargs, and return values are supported. All
@@ -333,10 +346,11 @@ class Interpreter:
         traceback) is sent back between the interpreters and an :class:`ExecutionFailed`
         exception is raised, much like what happens with :meth:`exec`.
         """
-        return self._call(callable, args, kwargs)
+        result: _R = self._call(callable, args, kwargs)
+        return result
 
     def call_in_thread(
-        self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any
+        self, callable: Callable[_P, object], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> threading.Thread:
         """Return a new (started) thread that calls the object in the interpreter.
 

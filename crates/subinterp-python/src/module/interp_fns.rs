@@ -53,7 +53,9 @@ unsafe fn begin_error(id: i64, e: BeginError) -> *mut PyObject {
 }
 
 /// Turns an [`Outcome`] into the module function's return value: `ok(value)`, or null with
-/// `ExecutionFailed` or `NotShareableError` raised. The caller's GIL is held.
+/// `ExecutionFailed` or `NotShareableError` raised (from an `ExecutionFailed` that describes
+/// the error inside, when the callable or an argument could not be rebuilt there). The
+/// caller's GIL is held.
 unsafe fn outcome<T>(out: Outcome<T>, ok: impl FnOnce(T) -> *mut PyObject) -> *mut PyObject {
     // SAFETY: the GIL is held (the caller's, back again).
     unsafe {
@@ -61,6 +63,23 @@ unsafe fn outcome<T>(out: Outcome<T>, ok: impl FnOnce(T) -> *mut PyObject) -> *m
             Outcome::Done(v) => ok(v),
             Outcome::Raised(info) => raise::execution_failed(&info),
             Outcome::NotShareable(msg) => raise::raise(Exc::NotShareable, &msg),
+            Outcome::NotRebuilt { what, info } => {
+                // The stdlib's words first ("func/args not shareable"), then which and why.
+                let kind = if what == "the callable" {
+                    "func"
+                } else {
+                    "args"
+                };
+                raise::execution_failed(&info);
+                raise::raise_from_current(
+                    Exc::NotShareable,
+                    &format!(
+                        "{kind} not shareable: {what} could not be rebuilt inside the \
+                         interpreter ({})",
+                        info.formatted
+                    ),
+                )
+            }
         }
     }
 }
@@ -200,6 +219,7 @@ fn destroy_message(id: i64, e: &DestroyError) -> (Exc, String) {
         DestroyError::Foreign => (Exc::Interpreter, format!(
             "interpreter {id} was not created by subinterp_rs; close it with the API that created it")),
         DestroyError::Core(other) => (Exc::Interpreter, format!("cannot close interpreter {id}: {other}")),
+        DestroyError::Refused(why) => (Exc::Interpreter, format!("cannot close interpreter {id}: {why}")),
         DestroyError::ShutDown => (
             Exc::Interpreter,
             format!("cannot close interpreter {id} at interpreter shutdown: the exit hook closes it"),

@@ -26,9 +26,9 @@
 //! | operation | *creating* | `Idle` | `Running` | `Closing` | *closed* | *foreign* |
 //! |---|---|---|---|---|---|---|
 //! | `create` | -> `Idle` (registered); after shut-down began: `InterpreterError` "at interpreter shutdown" | | | | | |
-//! | `begin_run` (exec, call, set_main_attrs) | | -> `Running` | `InterpreterError` "already running" | `InterpreterError` "is being closed" | `InterpreterNotFoundError` | runs, no entry |
+//! | `begin_run` (exec, call, set_main_attrs) | | -> `Running` (in place when it is this thread's interpreter: a thread it started) | `InterpreterError` "already running" | `InterpreterError` "is being closed" | `InterpreterNotFoundError` | runs, no entry |
 //! | `end_run` | | | -> `Idle`; -> close if `close_when_idle` and no handles | | | |
-//! | `destroy` | | -> `Closing` -> *closed*; back to `Idle` with the refusal (running elsewhere, threads alive, buffers in use) | `InterpreterError` "running in another thread" | `InterpreterError` "already being closed" | `InterpreterNotFoundError` | `InterpreterError` (main, current, "not created by subinterp_rs") |
+//! | `destroy` | | -> `Closing` -> *closed*; back to `Idle` with the refusal (running elsewhere, threads alive, buffers in use) | `InterpreterError` "running in another thread" | `InterpreterError` "already being closed" | `InterpreterNotFoundError` | `InterpreterError` (main, current, "not created by subinterp_rs"); one the stdlib's `_interpreters.create()` made (whence "stdlib", 3.13+): closed by `_interpreters.destroy()`, refused while it runs |
 //! | `destroy` of a disarmed one | | `InterpreterError` "was disarmed" | same | | | |
 //! | `disarm` | | `disarmed` set | `disarmed` set | `InterpreterError` "already being closed" | `InterpreterNotFoundError` | |
 //! | `incref` | | handles +1 | handles +1 | handles +1 | `InterpreterNotFoundError` | no-op |
@@ -62,6 +62,7 @@ use std::time::{Duration, Instant};
 
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
+use subinterp_rs::owned::Owned;
 use subinterp_rs::{ffi_ext, tstate, Config, Error, ScopedActivate, Subinterpreter};
 
 /// `_PyInterpreterState_WHENCE_*` values (the stdlib's `_interpreters.WHENCE_*`), exported
@@ -632,6 +633,8 @@ pub enum DestroyError {
     Core(Error),
     /// The process is exiting: the exit hook closes it.
     ShutDown,
+    /// The stdlib refused to close one it made (its message).
+    Refused(String),
 }
 
 /// `Idle -> Closing -> closed`, for a caller in Python: checks what only the caller's
@@ -656,6 +659,11 @@ pub unsafe fn destroy(id: i64) -> Result<(), DestroyError> {
         }
         // SAFETY: a thread state is attached (contract).
         return match unsafe { look_up(id) } {
+            // SAFETY: `istate` was just looked up, alive; a thread state is attached.
+            Ok(istate) if unsafe { whence_of(id, istate) } == whence::STDLIB => {
+                // SAFETY: as above (contract).
+                unsafe { destroy_stdlib(id, istate) }
+            }
             Ok(_) => Err(DestroyError::Foreign),
             Err(NotFound) => Err(DestroyError::NotFound),
         };
@@ -665,6 +673,52 @@ pub unsafe fn destroy(id: i64) -> Result<(), DestroyError> {
     let result = close(id);
     // SAFETY: `saved` was detached above.
     unsafe { tstate::reattach(saved) };
+    result
+}
+
+/// Closes interpreter `id` that the stdlib's `_interpreters.create()` made (3.13+; not ours:
+/// no entry), with the stdlib's `_interpreters.destroy()`, as the stdlib's `close()` does. It
+/// is refused while it runs; the stdlib's other refusals come back with its message. The list
+/// lock is held meanwhile (our walkers must not see it freed).
+///
+/// # Errors
+/// [`DestroyError::Running`] while it runs its `__main__`; [`DestroyError::Refused`] with the
+/// stdlib's message.
+///
+/// # Safety
+/// A thread state is attached to this thread (the caller's, not of `id`); `istate` is `id`'s.
+unsafe fn destroy_stdlib(id: i64, istate: *mut PyInterpreterState) -> Result<(), DestroyError> {
+    // SAFETY: `istate` is alive (contract); the check reads one field.
+    if unsafe { ffi_ext::is_running_main(istate) } {
+        return Err(DestroyError::Running);
+    }
+    // Nobody waits for the list lock holding a GIL: detached while taking it.
+    // SAFETY: nothing of the caller's interpreter is used until `reattach`.
+    let saved = unsafe { tstate::detach() };
+    let list_changes = list_write();
+    // SAFETY: `saved` was detached above.
+    unsafe { tstate::reattach(saved) };
+    CLOSING.with(|c| c.set(c.get() + 1));
+    // SAFETY: the caller's thread state is attached again; every reference is owned here.
+    let result = unsafe {
+        let done = super::pyutil::import(c"_interpreters")
+            .and_then(|m| super::pyutil::getattr(m.as_ptr(), c"destroy"))
+            .and_then(|destroy| {
+                let n = Owned::from_owned(pyo3_ffi::PyLong_FromLongLong(id))?;
+                super::pyutil::call(destroy.as_ptr(), &[n.as_ptr()])
+            });
+        match done {
+            Some(_) => Ok(()),
+            None => Err(
+                match Owned::from_owned(pyo3_ffi::PyErr_GetRaisedException()) {
+                    Some(exc) => DestroyError::Refused(super::pyutil::display(exc.as_ptr())),
+                    None => DestroyError::Refused("unknown error".into()),
+                },
+            ),
+        }
+    };
+    CLOSING.with(|c| c.set(c.get() - 1));
+    drop(list_changes);
     result
 }
 

@@ -22,6 +22,15 @@ pub enum Outcome<T> {
     Raised(ExcInfo),
     /// The result could not cross back (raised in the caller as `NotShareableError`).
     NotShareable(String),
+    /// The callable or an argument crossed but could not be rebuilt inside (its `__reduce__`
+    /// raised, its module does not import there): raised in the caller as
+    /// `NotShareableError` from the error, as the stdlib's "args not shareable".
+    NotRebuilt {
+        /// What could not be rebuilt: `"the callable"`, `"argument 2"`, `"keyword argument 'x'"`.
+        what: String,
+        /// The error inside.
+        info: ExcInfo,
+    },
 }
 
 /// Runs `work` inside interpreter `id` on this OS thread: the caller's GIL is released and the
@@ -47,8 +56,25 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
     // SAFETY: a thread state is attached (contract).
     let run = unsafe { lifecycle::begin_run(id) }?;
     if run.istate == tstate::attached_interp() {
+        // A thread of this interpreter (one it started) runs code in it: in place, as the
+        // stdlib does, if nothing else runs its `__main__` (this thread further up its
+        // stack, or the run that started the thread).
+        // SAFETY: this thread's attached thread state belongs to `run.istate`, whose GIL it
+        // holds; `work` runs under it.
+        let out = unsafe {
+            buffer::release_pending(id);
+            if ffi_ext::set_running_main(run.istate) {
+                let out = work();
+                ffi_ext::set_not_running_main(run.istate);
+                Some(out)
+            } else {
+                None
+            }
+        };
+        // A close asked for meanwhile cannot close the current interpreter: it stays asked
+        // for, done when a later run ends elsewhere, or at exit.
         lifecycle::end_run(&run, None);
-        return Err(BeginError::Running);
+        return out.ok_or(BeginError::Running);
     }
     // Only cache thread states on threads that already have a GIL-state thread state, so a
     // cached one is never the thread's GIL-state binding (deleting it from another thread
@@ -271,24 +297,35 @@ pub unsafe fn call_in(
     kwargs: &[(String, Value)],
     fallback: Fallback,
 ) -> Outcome<Value> {
+    /// Why [`call_in`]'s call did not return.
+    enum Failed {
+        /// The callable or an argument could not be rebuilt: what it was.
+        Rebuild(String),
+        /// The call raised (or building its arguments failed).
+        Raised,
+    }
     // SAFETY: caller holds the GIL; every reference is owned and dropped here.
     unsafe {
+        let rebuild = |v: &Value, what: &dyn Fn() -> String| {
+            xi::from_value(v).ok_or_else(|| Failed::Rebuild(what()))
+        };
         let result = (|| {
-            let f = xi::from_value(callable)?;
-            let args_tuple = Owned::from_owned(pyo3_ffi::PyTuple_New(args.len() as _))?;
+            let f = rebuild(callable, &|| "the callable".to_owned())?;
+            let args_tuple =
+                Owned::from_owned(pyo3_ffi::PyTuple_New(args.len() as _)).ok_or(Failed::Raised)?;
             for (i, a) in args.iter().enumerate() {
-                let obj = xi::from_value(a)?;
+                let obj = rebuild(a, &|| format!("argument {}", i + 1))?;
                 pyo3_ffi::PyTuple_SetItem(args_tuple.as_ptr(), i as _, obj.into_ptr());
             }
             let kw = if kwargs.is_empty() {
                 None
             } else {
-                let d = Owned::from_owned(pyo3_ffi::PyDict_New())?;
+                let d = Owned::from_owned(pyo3_ffi::PyDict_New()).ok_or(Failed::Raised)?;
                 for (k, v) in kwargs {
-                    let key = pyutil::new_str(k)?;
-                    let obj = xi::from_value(v)?;
+                    let key = pyutil::new_str(k).ok_or(Failed::Raised)?;
+                    let obj = rebuild(v, &|| format!("keyword argument {k:?}"))?;
                     if pyo3_ffi::PyDict_SetItem(d.as_ptr(), key.as_ptr(), obj.as_ptr()) < 0 {
-                        return None;
+                        return Err(Failed::Raised);
                     }
                 }
                 Some(d)
@@ -303,9 +340,10 @@ pub unsafe fn call_in(
             } else {
                 call_in_main_frame(&f, &args_tuple, kw.as_ref())
             }
+            .ok_or(Failed::Raised)
         })();
         match result {
-            Some(obj) => match xi::to_value(obj.as_ptr(), fallback) {
+            Ok(obj) => match xi::to_value(obj.as_ptr(), fallback) {
                 Ok(v) => Outcome::Done(v),
                 Err(xi::NotShareable(Some(why))) => {
                     Outcome::NotShareable(format!("the result: {why}"))
@@ -318,7 +356,11 @@ pub unsafe fn call_in(
                     ))
                 }
             },
-            None => Outcome::Raised(ExcInfo::take_current()),
+            Err(Failed::Rebuild(what)) => Outcome::NotRebuilt {
+                what,
+                info: ExcInfo::take_current(),
+            },
+            Err(Failed::Raised) => Outcome::Raised(ExcInfo::take_current()),
         }
     }
 }
