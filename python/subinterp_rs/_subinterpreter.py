@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import Any, Literal, Self
 
-from . import _native_api
+from . import _native_api, logs
 from ._errors import InterpreterError
 from ._preimport import guard_new_interpreter, import_in_main_first
 
@@ -176,8 +176,16 @@ class Subinterpreter:
         return self
 
     @classmethod
-    def create(cls, config: InterpreterConfig | None = None) -> Self:
-        """Create an interpreter (isolated by default) and return its owning handle."""
+    def create(
+        cls, config: InterpreterConfig | None = None, *, forward_logging: bool = False
+    ) -> Self:
+        """Create an interpreter (isolated by default) and return its owning handle.
+
+        With ``forward_logging`` (or inside :func:`subinterp_rs.logs.forward_logging`) its
+        logging records and warnings go to the main interpreter's (see
+        :mod:`subinterp_rs.logs`).
+        """
+        forward = logs.wanted(forward_logging)
         if config is None:
             config = InterpreterConfig()
         elif not isinstance(config, InterpreterConfig):
@@ -186,6 +194,8 @@ class Subinterpreter:
         id = _native_api.create(config, _native_api.WHENCE_CAPI)
         try:
             guard_new_interpreter(id, isolated=config.check_multi_interp_extensions)
+            if forward:
+                logs.attach(id)
         except BaseException:
             _native_api.destroy(id)
             raise
@@ -276,6 +286,7 @@ class Subinterpreter:
                 f"interpreter {id} is not owned by this handle (main, current or disarmed); "
                 "only the handle returned by Subinterpreter.create() can close it"
             )
+        logs.before_close(id)
         _native_api.destroy(id)
         self._id = -1
         self._owned = False

@@ -178,6 +178,7 @@ class AsyncInterpreterPool:
             (default) propagates the cancellation at once and leaves the call to finish in
             its interpreter, which stays reserved until then; ``"wait"`` waits for it to
             return first. Calls not yet started are dropped either way.
+        forward_logging: as for :class:`InterpreterPoolExecutor`.
     """
 
     _counter = itertools.count().__next__
@@ -191,6 +192,7 @@ class AsyncInterpreterPool:
         prewarm: bool = False,
         config: InterpreterConfig | None = None,
         cancel: Literal["detach", "wait"] = "detach",
+        forward_logging: bool = False,
     ) -> None:
         if cancel not in ("detach", "wait"):
             raise ValueError(f"cancel must be 'detach' or 'wait', got {cancel!r}")
@@ -200,6 +202,7 @@ class AsyncInterpreterPool:
             initializer,
             initargs,
             config=config,
+            forward_logging=forward_logging,
         )
         self._prewarm = prewarm
         self._cancel: Literal["detach", "wait"] = cancel

@@ -72,7 +72,7 @@ from concurrent.futures import _base as _futures_base
 from concurrent.futures import thread as _thread
 from typing import Any, Final, cast
 
-from . import _native_api, _worker
+from . import _native_api, _worker, logs
 from ._errors import ExecutionFailed, InterpreterError
 from ._subinterpreter import InterpreterConfig, Subinterpreter
 
@@ -133,6 +133,7 @@ class WorkerContext:
         initializer: Callable[..., object] | str | None,
         initargs: tuple[Any, ...],
         config: InterpreterConfig | None = None,
+        forward_logging: bool = False,
     ) -> tuple[Callable[[], WorkerContext], Callable[..., _Task]]:
         """Check the arguments; return ``(create_context, resolve_task)`` as the stdlib."""
         initdata: _InitData
@@ -151,15 +152,19 @@ class WorkerContext:
         elif not isinstance(config, InterpreterConfig):
             raise TypeError(f"config must be an InterpreterConfig, got {type(config).__name__}")
         cfg = config
+        forward = logs.wanted(forward_logging)
 
         def create_context() -> WorkerContext:
-            return cls(initdata, cfg)
+            return cls(initdata, cfg, forward)
 
         return create_context, _resolve_task
 
-    def __init__(self, initdata: _InitData, config: InterpreterConfig) -> None:
+    def __init__(
+        self, initdata: _InitData, config: InterpreterConfig, forward_logging: bool = False
+    ) -> None:
         self.initdata = initdata
         self.config = config
+        self.forward_logging = forward_logging
         self.interp: Subinterpreter | None = None
         self.ready = threading.Event()
         """Set once :meth:`initialize` is over (whether or not it worked)."""
@@ -171,7 +176,7 @@ class WorkerContext:
     def initialize(self) -> None:
         """Create the interpreter and run the initializer in it."""
         assert self.interp is None, self.interp
-        self.interp = Subinterpreter.create(self.config)
+        self.interp = Subinterpreter.create(self.config, forward_logging=self.forward_logging)
         try:
             _native_api.exec(self.interp.id, _WARM_UP)
             if isinstance(self.initdata, str):
@@ -354,6 +359,9 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         prewarm: start every worker (and its interpreter) now, without waiting; see
             :meth:`prewarm`.
         config: the workers' :class:`~subinterp_rs.InterpreterConfig` (isolated by default).
+        forward_logging: the workers' logging records and warnings go to the main
+            interpreter's logging and warnings (:mod:`subinterp_rs.logs`); also on when the
+            executor is made inside :func:`subinterp_rs.logs.forward_logging`.
     """
 
     BROKEN = BrokenInterpreterPool
@@ -369,10 +377,13 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         *,
         prewarm: bool = False,
         config: InterpreterConfig | None = None,
+        forward_logging: bool = False,
     ) -> None:
         thread_name_prefix = thread_name_prefix or f"InterpreterPoolExecutor-{self._counter()}"
         super().__init__(max_workers, thread_name_prefix)
-        self._new_context, self._resolve = WorkerContext.prepare(initializer, initargs, config)
+        self._new_context, self._resolve = WorkerContext.prepare(
+            initializer, initargs, config, forward_logging
+        )
         self._broken_reason = ""
         self._ready: list[threading.Event] = []
         if prewarm:
