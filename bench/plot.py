@@ -120,7 +120,7 @@ def plot(path: str, rows: Sequence[Row], machine: dict[str, Any]) -> str | None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return "matplotlib is not installed (pip install -r bench/requirements.txt)"
+        return "matplotlib is not installed (pip install --group bench)"
     fig, axes = plt.subplots(2, 3, figsize=(18, 11))
     fig.suptitle(
         f"subinterp-rs benchmarks: CPython {machine['python']}, {machine['cores']} cores "

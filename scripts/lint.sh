@@ -7,7 +7,7 @@ cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." || exit
 
 # The Python trees (those that have .py files).
 PY_DIRS=()
-for d in python tests examples bench scripts build_backend; do
+for d in python tests examples bench scripts build_backend noxfile.py; do
     [[ -n $(find "$d" -name '*.py' -print -quit 2>/dev/null) ]] && PY_DIRS+=("$d")
 done
 failed=()
@@ -29,11 +29,11 @@ check "stubtest" python -m mypy.stubtest subinterp_rs --mypy-config-file pyproje
     --allowlist scripts/stubtest-allowlist.txt
 # The documentation site, warnings as errors (broken links and anchors, pages missing from the
 # nav, objects mkdocstrings cannot render): mkdocs.yml sets strict; --strict says it here too.
-# MkDocs is in requirements-dev.txt for Python 3.12 only, the lint leg's Python.
+# MkDocs is in the `docs` dependency group for Python 3.12 only, the lint leg's Python.
 docs_build() {
     if ! python -c 'import mkdocs, material, mkdocstrings_handlers.python' 2>/dev/null; then
         echo "mkdocs, mkdocs-material or mkdocstrings[python] missing in $(command -v python):"
-        echo "requirements-dev.txt installs them for Python 3.12 (make lint uses the 3.12 venv)"
+        echo "the docs dependency group installs them for Python 3.12 (make lint uses the 3.12 venv)"
         return 1
     fi
     # Not --quiet: it hides the warnings from the strict check too (the build then passes).

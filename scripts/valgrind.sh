@@ -7,7 +7,7 @@
 #
 # LEG is a host Python: 3.13 (default) or 3.12, $PYTHON313 / $PYTHON312 as in scripts/test.sh
 # (default the pyenv builds).  Everything goes to target/valgrind-LEG/ ($SUBINTERP_VG_DIR):
-#   venv/      a venv of its own with requirements-dev.txt
+#   venv/      a venv of its own with the `dev` dependency group of pyproject.toml
 #   cargo/     the cargo target dir: the release build of the extension, with debug info
 #              (CARGO_PROFILE_RELEASE_DEBUG=true) so that valgrind names our frames, and the
 #              Rust test binary
@@ -70,11 +70,9 @@ say() { printf '==> [valgrind %s] %s\n' "$LEG" "$*"; }
 die() { printf 'valgrind.sh: error: %s\n' "$*" >&2; exit 1; }
 
 case $LEG in
-3.12) PY=${PYTHON312:-/root/.pyenv/versions/3.12.1/bin/python3.12} ;;
-3.13) PY=${PYTHON313:-/root/.pyenv/versions/3.13.0/bin/python3.13} ;;
+3.12 | 3.13) PY=$(python3 "$TOP/scripts/pythons.py" "$LEG") || die "no Python $LEG" ;;
 *) die "LEG must be 3.12 or 3.13 (host Pythons), not '$LEG'" ;;
 esac
-[[ -x $PY ]] || PY=$(command -v "python$LEG") || die "no python$LEG"
 command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
 LIBDIR=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
@@ -91,7 +89,8 @@ if [[ ! -x $VENV/bin/maturin ]]; then
     say "venv $VENV"
     "$PY" -m venv --clear "$VENV"
     "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-        -r "$TOP/requirements-dev.txt"
+        'pip>=25.1' && "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input \
+        -q --group "$TOP/pyproject.toml:dev"
 fi
 
 say "release wheel with debug info, installed into the venv"

@@ -3,7 +3,7 @@
 Against real dask: in-process clusters of distributed's own test fixture (``gen_cluster``),
 ``LocalCluster`` with ``processes=False`` and ``processes=True``, and ``dask scheduler`` plus
 ``dask worker --preload subinterp_rs.dask`` started as processes on 127.0.0.1. The 3.12 leg
-runs the oldest distributed supported (requirements-dev.txt), the others the newest.
+runs the oldest distributed supported (the `test` dependency group), the others the newest.
 """
 
 from __future__ import annotations
