@@ -187,7 +187,7 @@ def test_what_cannot_cross_either_way_says_why(tmp_path: Path) -> None:
         """
         from dataclasses import dataclass
 
-        from subinterp_rs import ExecutionFailed
+        from subinterp_rs import ExecutionFailed, NotShareableError
 
         LOCK = threading.Lock()
 
@@ -208,7 +208,7 @@ def test_what_cannot_cross_either_way_says_why(tmp_path: Path) -> None:
         def failure(si, func):
             try:
                 si.call(func)
-            except (ExecutionFailed, ImportError) as exc:
+            except (ExecutionFailed, NotShareableError) as exc:
                 return str(exc)
             raise AssertionError(f"{func} crossed")
 
