@@ -8,13 +8,21 @@
 use std::ffi::{c_int, c_long, c_void, CStr};
 use std::sync::OnceLock;
 
-use pyo3_ffi::PyInterpreterState;
+use pyo3_ffi::{PyInterpreterState, PyObject, Py_ssize_t};
 
 type InterpFn = unsafe extern "C" fn(*mut PyInterpreterState) -> c_int;
 type InterpVoidFn = unsafe extern "C" fn(*mut PyInterpreterState);
 type WhenceFn = unsafe extern "C" fn(*mut PyInterpreterState) -> c_long;
 type LookUpIdFn = unsafe extern "C" fn(i64) -> *mut PyInterpreterState;
 type FinalizingFn = unsafe extern "C" fn() -> c_int;
+type NewPresizedFn = unsafe extern "C" fn(Py_ssize_t) -> *mut PyObject;
+type FromItemsFn = unsafe extern "C" fn(
+    *const *mut PyObject,
+    Py_ssize_t,
+    *const *mut PyObject,
+    Py_ssize_t,
+    Py_ssize_t,
+) -> *mut PyObject;
 
 /// The private functions we use, each `None` when this CPython does not export it.
 struct Private {
@@ -24,6 +32,8 @@ struct Private {
     get_whence: Option<WhenceFn>,
     look_up_id: Option<LookUpIdFn>,
     is_finalizing: Option<FinalizingFn>,
+    dict_new_presized: Option<NewPresizedFn>,
+    dict_from_items: Option<FromItemsFn>,
 }
 
 /// The address of the exported symbol `name` of the running CPython, or null.
@@ -86,7 +96,56 @@ fn private() -> &'static Private {
         look_up_id: resolve!(c"_PyInterpreterState_LookUpID" as LookUpIdFn),
         is_finalizing: resolve!(c"Py_IsFinalizing" as FinalizingFn)
             .or_else(|| resolve!(c"_Py_IsFinalizing" as FinalizingFn)),
+        dict_new_presized: resolve!(c"_PyDict_NewPresized" as NewPresizedFn),
+        dict_from_items: resolve!(c"_PyDict_FromItems" as FromItemsFn),
     })
+}
+
+/// A new empty `dict` sized for `n` items (`_PyDict_NewPresized`; `PyDict_New` without it).
+/// Null with an error set on failure.
+///
+/// # Safety
+/// The current interpreter's GIL is held.
+pub unsafe fn dict_new_presized(n: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: the GIL is held (contract); both return a new reference or null.
+    unsafe {
+        match private().dict_new_presized {
+            Some(f) => f(n),
+            None => pyo3_ffi::PyDict_New(),
+        }
+    }
+}
+
+/// A new `dict` of `n` pairs, `items` holding key, value, key, value, ... (borrowed), as
+/// CPython's own `BUILD_MAP` makes it (`_PyDict_FromItems`: sized once, with the compact
+/// table of str keys when all keys are `str`); `PyDict_New` and `PyDict_SetItem` without it
+/// (3.12). Null with an error set on failure.
+///
+/// # Safety
+/// The current interpreter's GIL is held; `items` holds `2 * n` live objects, the keys
+/// hashable.
+pub unsafe fn dict_from_items(items: &[*mut PyObject]) -> *mut PyObject {
+    let n = (items.len() / 2) as Py_ssize_t;
+    // SAFETY: the GIL is held and `items` valid (contract); neither path steals a reference:
+    // `_PyDict_FromItems` reads `n` keys at `items[0], items[2], ...` and values at
+    // `items[1], items[3], ...`.
+    unsafe {
+        if let Some(f) = private().dict_from_items {
+            let base = items.as_ptr();
+            return f(base, 2, base.add(1), 2, n);
+        }
+        let d = pyo3_ffi::PyDict_New();
+        if d.is_null() {
+            return d;
+        }
+        for pair in items.chunks_exact(2) {
+            if pyo3_ffi::PyDict_SetItem(d, pair[0], pair[1]) < 0 {
+                pyo3_ffi::Py_DECREF(d);
+                return std::ptr::null_mut();
+            }
+        }
+        d
+    }
 }
 
 /// Marks `interp` as running its `__main__` in the current thread (the stdlib's notion of
@@ -186,7 +245,8 @@ pub fn is_finalizing() -> bool {
 }
 
 /// Which private entry points this CPython lacks (empty on every supported release). Needs no
-/// GIL.
+/// GIL. The dict builders (`_PyDict_NewPresized`, `_PyDict_FromItems`, which 3.12 lacks) are
+/// only speed-ups and not reported.
 pub fn private_api_report() -> Vec<&'static str> {
     let p = private();
     let mut missing = Vec::new();
@@ -208,5 +268,6 @@ pub fn private_api_report() -> Vec<&'static str> {
     if p.is_finalizing.is_none() {
         missing.push("Py_IsFinalizing");
     }
+
     missing
 }

@@ -116,6 +116,11 @@ def excinfo_of(exc: BaseException) -> ExcInfo:
 def _register_queue_type(cls: type) -> None:
     """Tell this interpreter's module which class wraps queue ids (the facade's ``Queue``)."""
 
+def _set_crossing_max_bytes(n: int) -> int:
+    """Set the largest encoding a container crossing as data may take (bytes; a negative
+    number: as memory allows), over which it raises ``MemoryError``; return the old bound
+    (``-1``: as memory allows). For tests."""
+
 def _private_api_missing() -> list[str]:
     """Private CPython entry points this Python lacks (empty on supported versions)."""
 

@@ -47,6 +47,7 @@ __all__ = [
     "is_shareable",
     "list_all",
     "private_api_missing",
+    "set_crossing_max_bytes",
     "queue_bind",
     "queue_create",
     "queue_get",
@@ -155,6 +156,11 @@ def is_shareable(obj: object) -> bool:
 
 def excinfo_of(exc: BaseException) -> ExcInfo:
     return _native.excinfo_of(exc=exc)
+
+
+def set_crossing_max_bytes(n: int) -> int:
+    """Bound the encoding of containers that cross as data (tests); the old bound."""
+    return _native._set_crossing_max_bytes(n=n)
 
 
 def private_api_missing() -> list[str]:

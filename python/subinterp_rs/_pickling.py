@@ -35,11 +35,12 @@ import pickle
 import sys
 import types
 import weakref
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["dumps", "loads", "travelled"]
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
+_UNKNOWN: Any = object()
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME"})
 _MAIN_MODULES = ("__main__", "__mp_main__")
 
@@ -349,9 +350,23 @@ class _Pickler(pickle.Pickler):
         # was a subinterpreter.
         super().__init__(file, pickle.HIGHEST_PROTOCOL)
         self._closures = closures
-        self._main_path = _main_file()
+        self._main_path_seen: object = _UNKNOWN
         # None: functions of __main__ go with their globals; else why they cannot.
         self._by_value_error = by_value_error
+
+    @property
+    def _main_path(self) -> str | None:
+        """The script of ``__main__`` (looked up when first needed in each dump: a pickler is
+        kept for the next one)."""
+        path = self._main_path_seen
+        if path is _UNKNOWN:
+            path = self._main_path_seen = _main_file()
+        return cast("str | None", path)
+
+    def forget(self) -> None:
+        """Ready for the next dump: no memo, ``__main__``'s script looked up again."""
+        self.clear_memo()
+        self._main_path_seen = _UNKNOWN
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (types.FunctionType, type)):
@@ -398,19 +413,50 @@ class _Pickler(pickle.Pickler):
         return (_main_function, args, state, None, None, _set_main_function)
 
 
+class _CachedPickler:
+    """A pickler with its buffer, kept for the next :func:`dumps` of this interpreter."""
+
+    __slots__ = ("buf", "pickler")
+
+    def __init__(self, closures: bool) -> None:
+        self.buf = io.BytesIO()
+        self.pickler = _Pickler(self.buf, closures, None)
+
+
+# Free picklers of this interpreter (each interpreter imports its own copy of this module),
+# one list per ``closures`` flag. A dumps() takes one (or makes one) and gives it back after:
+# list.pop and list.append are atomic, so threads and nested calls never share one.
+_FREE: tuple[list[_CachedPickler], list[_CachedPickler]] = ([], [])
+_FREE_MAX = 4
+# A buffer that grew past this is not kept (its memory would stay held).
+_KEEP_BYTES = 1 << 20
+
+
 def dumps(obj: object, closures: bool = False) -> bytes:
     """Pickle ``obj`` for another interpreter: functions of ``__main__`` both by reference and
     by value; if what they use cannot be pickled, by reference only (or, without a script, by
     value without their globals)."""
-    buf = io.BytesIO()
+    free = _FREE[closures]
     try:
-        _Pickler(buf, closures, None).dump(obj)
-    except Exception as exc:
+        cached = free.pop()
+    except IndexError:
+        cached = _CachedPickler(closures)
+    buf, pickler = cached.buf, cached.pickler
+    try:
+        pickler.dump(obj)
+    except Exception as exc:  # this pickler is not kept
         buf = io.BytesIO()
         _Pickler(buf, closures, f"{type(exc).__name__}: {exc}").dump(obj)
-    return buf.getvalue()
+        return buf.getvalue()
+    data = buf.getvalue()
+    keep = buf.tell() <= _KEEP_BYTES
+    buf.seek(0)
+    buf.truncate()
+    pickler.forget()
+    if keep and len(free) < _FREE_MAX:
+        free.append(cached)
+    return data
 
 
-def loads(data: bytes) -> object:
-    """Rebuild what :func:`dumps` made."""
-    return pickle.loads(data)
+loads = pickle.loads
+"""Rebuild what :func:`dumps` made (``pickle.loads``)."""

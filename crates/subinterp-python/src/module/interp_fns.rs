@@ -80,6 +80,10 @@ unsafe fn outcome<T>(out: Outcome<T>, ok: impl FnOnce(T) -> *mut PyObject) -> *m
                     ),
                 )
             }
+            Outcome::NoMemory(msg) => {
+                args::set_error(pyo3_ffi::PyExc_MemoryError, &msg);
+                std::ptr::null_mut()
+            }
         }
     }
 }
@@ -393,6 +397,13 @@ native_functions! {
     /// Whether an object crosses without pickle.
     fn is_shareable(obj) {
         args::boolean(xi::is_shareable(obj))
+    }
+
+    /// Set the largest crossing encoding (bytes; -1 as memory allows); return the old bound.
+    fn _set_crossing_max_bytes(n) {
+        let Some(n) = args::int(n, "n") else { return std::ptr::null_mut() };
+        let old = xi::data::set_max_bytes(usize::try_from(n).unwrap_or(usize::MAX));
+        args::integer(i64::try_from(old).unwrap_or(-1))
     }
 
     /// Describe an exception as ExcInfo.

@@ -100,8 +100,13 @@ native_functions! {
         let Some(block) = args::truth(block) else { return std::ptr::null_mut() };
         let Some(timeout) = args::timeout(timeout) else { return std::ptr::null_mut() };
         let (obj, op) = match queue::get(id, block, timeout) {
-            Ok(Got::Value(v)) => match xi::from_value(&v) {
+            Ok(Got::Value(v, from)) => match xi::from_value(&v) {
                 Some(o) => (o.into_ptr(), args::none()),
+                None if xi::memory_error_set() => {
+                    // Too big to rebuild here now: the item goes back, the MemoryError out.
+                    queue::unget(id, v, from);
+                    return std::ptr::null_mut();
+                }
                 None => {
                     return raise::raise_from_current(
                         Exc::NotShareable,

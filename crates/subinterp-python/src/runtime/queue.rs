@@ -407,8 +407,8 @@ pub unsafe fn put(
 
 /// What [`get`] returns: a value, or the unbound op of an item whose interpreter is gone.
 pub enum Got {
-    /// A live item.
-    Value(Value),
+    /// A live item, with what [`unget`] needs to put it back.
+    Value(Value, Putback),
     /// An unbound item (`UNBOUND_ERROR` or `UNBOUND_REPLACE`).
     Unbound(i32),
 }
@@ -437,8 +437,35 @@ pub unsafe fn get(id: i64, block: bool, timeout: Option<f64>) -> Result<Got, Que
     Ok(if item.unbound {
         Got::Unbound(item.unboundop)
     } else {
-        Got::Value(item.value)
+        Got::Value(
+            item.value,
+            Putback {
+                interp: item.interp,
+                unboundop: item.unboundop,
+            },
+        )
     })
+}
+
+/// Where an item [`get`] took came from, to put it back with [`unget`].
+pub struct Putback {
+    interp: i64,
+    unboundop: i32,
+}
+
+/// Puts an item [`get`] took back at the front of its queue (it could not be rebuilt for lack
+/// of memory: nothing is lost). Ignores a queue gone meanwhile; may pass `maxsize`. Needs no
+/// GIL.
+pub fn unget(id: i64, value: Value, from: Putback) {
+    if let Ok(q) = find(id) {
+        q.lock().items.push_front(Item {
+            value,
+            interp: from.interp,
+            unboundop: from.unboundop,
+            unbound: false,
+        });
+        q.not_empty.notify_one();
+    }
 }
 
 /// The queue id of `obj` if it is an instance of the queue class registered in this

@@ -31,6 +31,9 @@ pub enum Outcome<T> {
         /// The error inside.
         info: ExcInfo,
     },
+    /// The result is too big to cross (raised in the caller as `MemoryError`; the interpreter
+    /// stays usable).
+    NoMemory(String),
 }
 
 /// Runs `work` inside interpreter `id` on this OS thread: the caller's GIL is released and the
@@ -347,6 +350,10 @@ pub unsafe fn call_in(
                 Ok(v) => Outcome::Done(v),
                 Err(xi::NotShareable(Some(why))) => {
                     Outcome::NotShareable(format!("the result: {why}"))
+                }
+                Err(xi::NotShareable(None)) if xi::memory_error_set() => {
+                    let why = ExcInfo::take_current();
+                    Outcome::NoMemory(format!("the result: {}", why.msg))
                 }
                 Err(xi::NotShareable(None)) => {
                     let why = ExcInfo::take_current();

@@ -2,8 +2,12 @@
 //!
 //! A value is read out of an object under the source interpreter's GIL ([`to_value`]) as plain
 //! Rust data, and a new object is built from it under the destination's GIL ([`from_value`]).
-//! Objects never cross. Shareable types (the stdlib's list) cross as data; importable
-//! functions and classes by name; everything else by pickle (`subinterp_rs._pickling`).
+//! Objects never cross. Shareable types (the stdlib's list) cross as data, and so do the
+//! built-in containers and any nesting of them with those types ([`data`]: one flat encoding,
+//! with pickle's semantics); importable functions and classes by name; everything else by
+//! pickle (`subinterp_rs._pickling`).
+
+pub mod data;
 
 use std::ffi::CString;
 use std::sync::Arc;
@@ -52,6 +56,8 @@ pub enum Value {
         /// `__qualname__`
         qualname: String,
     },
+    /// Built-in containers (and what they hold) as one flat encoding ([`data`]).
+    Data(Vec<u8>),
     /// Anything else, pickled.
     Pickled(Vec<u8>),
 }
@@ -173,6 +179,21 @@ unsafe fn shareable(obj: *mut PyObject, depth: usize) -> Option<Value> {
 pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value, NotShareable> {
     // SAFETY: the GIL is held and `obj` alive (caller's contract), as every callee needs.
     unsafe {
+        if fallback != Fallback::SharedOnly && is_container(obj) {
+            match data::encode(obj) {
+                Ok(encoded) => return Ok(Value::Data(encoded)),
+                Err(data::EncodeError::TooBig) => {
+                    pyo3_ffi::PyErr_SetString(
+                        pyo3_ffi::PyExc_MemoryError,
+                        c"the value is too big to cross to another interpreter".as_ptr(),
+                    );
+                    return Err(NotShareable(None));
+                }
+                Err(data::EncodeError::Unsupported | data::EncodeError::Failed) => {
+                    pyo3_ffi::PyErr_Clear();
+                }
+            }
+        }
         if let Some(v) = shareable(obj, 0) {
             return Ok(v);
         }
@@ -187,6 +208,40 @@ pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value, 
             return Ok(Value::Ref { module, qualname });
         }
         pickle(obj, fallback == Fallback::PickleClosures).map(Value::Pickled)
+    }
+}
+
+/// Whether `obj`'s type is one of the containers [`data`] encodes (exact types).
+///
+/// # Safety
+/// `obj` is alive.
+unsafe fn is_container(obj: *mut PyObject) -> bool {
+    // SAFETY: `obj` is alive (contract): its type pointer is read, compared by address.
+    let tp = unsafe { pyo3_ffi::Py_TYPE(obj) };
+    [
+        &raw mut pyo3_ffi::PyTuple_Type,
+        &raw mut pyo3_ffi::PyList_Type,
+        &raw mut pyo3_ffi::PyDict_Type,
+        &raw mut pyo3_ffi::PySet_Type,
+        &raw mut pyo3_ffi::PyFrozenSet_Type,
+        &raw mut pyo3_ffi::PyComplex_Type,
+        &raw mut pyo3_ffi::PyRange_Type,
+        &raw mut pyo3_ffi::PySlice_Type,
+        &raw mut pyo3_ffi::PyByteArray_Type,
+    ]
+    .contains(&tp)
+}
+
+/// Whether the Python error set is a `MemoryError` (left set).
+///
+/// # Safety
+/// The current interpreter's GIL is held.
+pub unsafe fn memory_error_set() -> bool {
+    // SAFETY: the GIL is held (contract).
+    unsafe {
+        let raised = pyo3_ffi::PyErr_Occurred();
+        !raised.is_null()
+            && pyo3_ffi::PyErr_GivenExceptionMatches(raised, pyo3_ffi::PyExc_MemoryError) != 0
     }
 }
 
@@ -252,7 +307,16 @@ unsafe fn pickle(obj: *mut PyObject, closures: bool) -> Result<Vec<u8>, NotShare
             Some(data) if pyo3_ffi::PyBytes_Check(data.as_ptr()) != 0 => {
                 let ptr = pyo3_ffi::PyBytes_AsString(data.as_ptr()).cast::<u8>();
                 let len = pyo3_ffi::PyBytes_Size(data.as_ptr()) as usize;
-                Ok(std::slice::from_raw_parts(ptr, len).to_vec())
+                let mut out = Vec::new();
+                if out.try_reserve_exact(len).is_err() {
+                    pyo3_ffi::PyErr_SetString(
+                        pyo3_ffi::PyExc_MemoryError,
+                        c"the value is too big to cross to another interpreter".as_ptr(),
+                    );
+                    return Err(NotShareable(None));
+                }
+                out.extend_from_slice(std::slice::from_raw_parts(ptr, len));
+                Ok(out)
             }
             Some(_) => Err(NotShareable(Some(
                 "_pickling.dumps returned a non-bytes".into(),
@@ -334,6 +398,7 @@ pub unsafe fn from_value(value: &Value) -> Option<Owned> {
             Value::Buffer(shared) => SharedBuffer::to_memoryview(shared),
             Value::Queue(q) => crate::runtime::queue::queue_object(q),
             Value::Ref { module, qualname } => resolve(module, qualname),
+            Value::Data(encoded) => data::decode(encoded),
             Value::Pickled(data) => {
                 let loads = pyutil::cached_attr(
                     c"subinterp_rs.loads",

@@ -1,0 +1,815 @@
+//! Containers as data: a flat byte encoding of `list`, `dict`, `set`, `frozenset`, `tuple`,
+//! `complex`, `range`, `slice`, `bytearray` and any nesting of them with `None`, `bool`, `int`,
+//! `float`, `str` and `bytes`, written under the sending interpreter's GIL ([`encode`]) and
+//! rebuilt under the receiver's ([`decode`]), without pickle.
+//!
+//! Exact types only: a subclass (or any other type) anywhere makes [`encode`] give up with
+//! [`EncodeError::Unsupported`], and the caller pickles the whole value instead. Pickle's
+//! semantics are kept: the result is a copy; a container referenced twice arrives as one
+//! object (a memo, in the order containers are first met), and a cycle through mutable
+//! containers arrives as a cycle (one through a `tuple`, `frozenset` or `slice` that is not
+//! finished yet goes to pickle, which handles it). Nesting is bounded by [`MAX_DEPTH`] (deeper
+//! goes to pickle), the encoding's size by memory (and by [`set_max_bytes`]): too big is
+//! [`EncodeError::TooBig`], raised as `MemoryError`.
+//!
+//! Encoding: one tag byte per object, lengths as LEB128 varints, numbers little-endian.
+//! `str` goes as its raw code units (kind 1, 2 or 4, as CPython stores it), so nothing is
+//! transcoded and lone surrogates cross too; a `dict` whose keys are all exact `str` carries
+//! each key's hash, so the receiver does not hash them again.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_void, CString};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pyo3_ffi::{PyObject, Py_hash_t, Py_ssize_t};
+
+use crate::runtime::pyutil;
+use subinterp_rs::ffi_ext;
+use subinterp_rs::owned::Owned;
+
+/// Containers nested deeper than this are not encoded (the value goes to pickle instead).
+pub const MAX_DEPTH: usize = 400;
+
+const NONE: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const INT: u8 = 3;
+const BIG_INT: u8 = 4;
+const FLOAT: u8 = 5;
+const STR1: u8 = 6;
+const STR2: u8 = 7;
+const STR4: u8 = 8;
+const BYTES: u8 = 9;
+const BYTEARRAY: u8 = 10;
+const COMPLEX: u8 = 11;
+const TUPLE: u8 = 12;
+const LIST: u8 = 13;
+const DICT: u8 = 14;
+const DICT_STR_KEYS: u8 = 15;
+const SET: u8 = 16;
+const FROZENSET: u8 = 17;
+const RANGE: u8 = 18;
+const SLICE: u8 = 19;
+const MEMO: u8 = 20;
+const EMPTY_TUPLE: u8 = 21;
+
+static MAX_BYTES: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Sets the largest encoding [`encode`] makes (bytes; larger is [`EncodeError::TooBig`]) and
+/// returns the previous bound. `usize::MAX` (the default): as memory allows. For tests.
+pub fn set_max_bytes(n: usize) -> usize {
+    MAX_BYTES.swap(n, Ordering::Relaxed)
+}
+
+/// Why [`encode`] made no encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodeError {
+    /// Some object in it is not of a type encoded here (or is nested too deep, or a cycle
+    /// goes through an unfinished immutable container): pickle it instead. No error is set.
+    Unsupported,
+    /// The encoding would not fit in memory (or passes [`set_max_bytes`]). No error is set.
+    TooBig,
+    /// A Python error is set (reading an `int` failed).
+    Failed,
+}
+
+/// A hasher for object addresses (already unique; mixed once).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The memo entry of a container met before: its index, and whether it is finished.
+#[derive(Clone, Copy)]
+struct Seen {
+    index: u32,
+    done: bool,
+}
+
+struct Encoder {
+    buf: Vec<u8>,
+    memo: HashMap<usize, Seen, BuildHasherDefault<AddrHasher>>,
+    max: usize,
+}
+
+/// Encodes `obj` (see the module doc).
+///
+/// # Errors
+/// See [`EncodeError`].
+///
+/// # Safety
+/// The current interpreter's GIL is held; `obj` is alive.
+pub unsafe fn encode(obj: *mut PyObject) -> Result<Vec<u8>, EncodeError> {
+    let mut enc = Encoder {
+        buf: Vec::new(),
+        memo: HashMap::default(),
+        max: MAX_BYTES.load(Ordering::Relaxed),
+    };
+    // SAFETY: the GIL is held and `obj` alive (contract).
+    unsafe { enc.object(obj, 0)? };
+    Ok(enc.buf)
+}
+
+impl Encoder {
+    /// Makes room for `n` more bytes (a failed allocation is `TooBig`, never an abort).
+    #[inline]
+    fn room(&mut self, n: usize) -> Result<(), EncodeError> {
+        if self.buf.capacity() - self.buf.len() >= n {
+            return Ok(());
+        }
+        if self.buf.len().saturating_add(n) > self.max {
+            return Err(EncodeError::TooBig);
+        }
+        let want = n.max(self.buf.len()).max(256);
+        self.buf
+            .try_reserve(want)
+            .or_else(|_| self.buf.try_reserve_exact(n))
+            .map_err(|_| EncodeError::TooBig)
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8) -> Result<(), EncodeError> {
+        self.room(1)?;
+        self.buf.push(b);
+        Ok(())
+    }
+
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) -> Result<(), EncodeError> {
+        self.room(b.len())?;
+        self.buf.extend_from_slice(b);
+        Ok(())
+    }
+
+    #[inline]
+    fn varint(&mut self, mut n: usize) -> Result<(), EncodeError> {
+        self.room(10)?;
+        while n >= 0x80 {
+            self.buf.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        self.buf.push(n as u8);
+        Ok(())
+    }
+
+    #[inline]
+    fn tag_len(&mut self, tag: u8, n: usize) -> Result<(), EncodeError> {
+        self.byte(tag)?;
+        self.varint(n)
+    }
+
+    /// Records a container met for the first time (`open`: it may be referenced before it is
+    /// finished, as the receiver makes it before its items); `Some(Err)` if it was met before
+    /// and is not finished nor open, `Some(Ok)` when a memo reference was written.
+    #[inline]
+    fn seen(&mut self, obj: *mut PyObject, open: bool) -> Option<Result<(), EncodeError>> {
+        let next = self.memo.len() as u32;
+        match self.memo.entry(obj as usize) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let seen = *e.get();
+                if !seen.done {
+                    return Some(Err(EncodeError::Unsupported));
+                }
+                Some(self.tag_len(MEMO, seen.index as usize))
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Seen {
+                    index: next,
+                    done: open,
+                });
+                None
+            }
+        }
+    }
+
+    /// Marks an immutable container finished (a later reference may use the memo).
+    #[inline]
+    fn finished(&mut self, obj: *mut PyObject) {
+        if let Some(s) = self.memo.get_mut(&(obj as usize)) {
+            s.done = true;
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held; `obj` is alive.
+    unsafe fn object(&mut self, obj: *mut PyObject, depth: usize) -> Result<(), EncodeError> {
+        // SAFETY: the GIL is held and `obj` alive (contract); exact-type checks compare the
+        // type pointer; every read below is of an object of that exact type, and no Python
+        // code runs (exact built-in types only), so nothing changes under us.
+        unsafe {
+            let tp = pyo3_ffi::Py_TYPE(obj);
+            if tp == &raw mut pyo3_ffi::PyUnicode_Type {
+                return self.str(obj);
+            }
+            if tp == &raw mut pyo3_ffi::PyLong_Type {
+                return self.int(obj);
+            }
+            if obj == pyo3_ffi::Py_None() {
+                return self.byte(NONE);
+            }
+            if obj == pyo3_ffi::Py_True() {
+                return self.byte(TRUE);
+            }
+            if obj == pyo3_ffi::Py_False() {
+                return self.byte(FALSE);
+            }
+            if tp == &raw mut pyo3_ffi::PyFloat_Type {
+                self.byte(FLOAT)?;
+                return self.bytes(&pyo3_ffi::PyFloat_AS_DOUBLE(obj).to_le_bytes());
+            }
+            if tp == &raw mut pyo3_ffi::PyBytes_Type {
+                let n = pyo3_ffi::PyBytes_Size(obj) as usize;
+                self.tag_len(BYTES, n)?;
+                let p = pyo3_ffi::PyBytes_AsString(obj).cast::<u8>();
+                return self.bytes(std::slice::from_raw_parts(p, n));
+            }
+            let container = tp == &raw mut pyo3_ffi::PyTuple_Type
+                || tp == &raw mut pyo3_ffi::PyList_Type
+                || tp == &raw mut pyo3_ffi::PyDict_Type
+                || tp == &raw mut pyo3_ffi::PySet_Type
+                || tp == &raw mut pyo3_ffi::PyFrozenSet_Type
+                || tp == &raw mut pyo3_ffi::PySlice_Type
+                || tp == &raw mut pyo3_ffi::PyByteArray_Type;
+            if container {
+                if tp == &raw mut pyo3_ffi::PyTuple_Type && pyo3_ffi::PyTuple_GET_SIZE(obj) == 0 {
+                    return self.byte(EMPTY_TUPLE);
+                }
+                if depth >= MAX_DEPTH {
+                    return Err(EncodeError::Unsupported);
+                }
+                // Lists and dicts (but those with str keys only, made at once) are made
+                // before their items: a cycle back to one is fine.
+                let str_keys = tp == &raw mut pyo3_ffi::PyDict_Type && all_str_keys(obj);
+                let open = tp == &raw mut pyo3_ffi::PyList_Type
+                    || (tp == &raw mut pyo3_ffi::PyDict_Type && !str_keys);
+                if let Some(done) = self.seen(obj, open) {
+                    return done;
+                }
+                self.container(obj, tp, str_keys, depth + 1)?;
+                self.finished(obj);
+                return Ok(());
+            }
+            if tp == &raw mut pyo3_ffi::PyComplex_Type {
+                self.byte(COMPLEX)?;
+                self.bytes(&pyo3_ffi::PyComplex_RealAsDouble(obj).to_le_bytes())?;
+                return self.bytes(&pyo3_ffi::PyComplex_ImagAsDouble(obj).to_le_bytes());
+            }
+            if tp == &raw mut pyo3_ffi::PyRange_Type {
+                self.byte(RANGE)?;
+                for name in [c"start", c"stop", c"step"] {
+                    let Some(v) = pyutil::getattr(obj, name) else {
+                        return Err(EncodeError::Failed);
+                    };
+                    self.int(v.as_ptr())?;
+                }
+                return Ok(());
+            }
+            Err(EncodeError::Unsupported)
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held; `obj` is an exact `str`.
+    unsafe fn str(&mut self, obj: *mut PyObject) -> Result<(), EncodeError> {
+        // SAFETY: the GIL is held; a `str` of 3.12+ is always ready, its data `len` code units
+        // of `kind` bytes each.
+        unsafe {
+            let len = pyo3_ffi::PyUnicode_GET_LENGTH(obj) as usize;
+            let kind = pyo3_ffi::PyUnicode_KIND(obj) as usize;
+            let tag = match kind {
+                1 => STR1,
+                2 => STR2,
+                _ => STR4,
+            };
+            self.tag_len(tag, len)?;
+            let data = pyo3_ffi::PyUnicode_DATA(obj).cast::<u8>();
+            self.bytes(std::slice::from_raw_parts(data, len * kind))
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held; `obj` is an `int`.
+    unsafe fn int(&mut self, obj: *mut PyObject) -> Result<(), EncodeError> {
+        // SAFETY: the GIL is held; `obj` is an int.
+        unsafe {
+            let mut overflow = 0;
+            let n = pyo3_ffi::PyLong_AsLongLongAndOverflow(obj, &raw mut overflow);
+            if overflow == 0 {
+                if n == -1 && !pyo3_ffi::PyErr_Occurred().is_null() {
+                    return Err(EncodeError::Failed);
+                }
+                self.byte(INT)?;
+                return self.bytes(&n.to_le_bytes());
+            }
+            let Some(hex) = Owned::from_owned(pyo3_ffi::PyNumber_ToBase(obj, 16)) else {
+                return Err(EncodeError::Failed);
+            };
+            let mut len: Py_ssize_t = 0;
+            let text = pyo3_ffi::PyUnicode_AsUTF8AndSize(hex.as_ptr(), &raw mut len);
+            if text.is_null() {
+                return Err(EncodeError::Failed);
+            }
+            self.tag_len(BIG_INT, len as usize)?;
+            self.bytes(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held; `obj` is of the exact container type `tp`.
+    unsafe fn container(
+        &mut self,
+        obj: *mut PyObject,
+        tp: *mut pyo3_ffi::PyTypeObject,
+        str_keys: bool,
+        depth: usize,
+    ) -> Result<(), EncodeError> {
+        // SAFETY: the GIL is held; indexes stay below each container's size, which cannot
+        // change (no Python code runs while we read).
+        unsafe {
+            if tp == &raw mut pyo3_ffi::PyTuple_Type {
+                let n = pyo3_ffi::PyTuple_GET_SIZE(obj);
+                self.tag_len(TUPLE, n as usize)?;
+                for i in 0..n {
+                    self.object(pyo3_ffi::PyTuple_GET_ITEM(obj, i), depth)?;
+                }
+            } else if tp == &raw mut pyo3_ffi::PyList_Type {
+                let n = pyo3_ffi::PyList_GET_SIZE(obj);
+                self.tag_len(LIST, n as usize)?;
+                let mut i = 0;
+                // Re-read the size: it cannot change, but a stale length must never index.
+                while i < n.min(pyo3_ffi::PyList_GET_SIZE(obj)) {
+                    self.object(pyo3_ffi::PyList_GET_ITEM(obj, i), depth)?;
+                    i += 1;
+                }
+                if i < n {
+                    return Err(EncodeError::Unsupported);
+                }
+            } else if tp == &raw mut pyo3_ffi::PyDict_Type {
+                self.dict(obj, str_keys, depth)?;
+            } else if tp == &raw mut pyo3_ffi::PySet_Type
+                || tp == &raw mut pyo3_ffi::PyFrozenSet_Type
+            {
+                let n = pyo3_ffi::PySet_Size(obj);
+                let tag = if tp == &raw mut pyo3_ffi::PySet_Type {
+                    SET
+                } else {
+                    FROZENSET
+                };
+                self.tag_len(tag, n as usize)?;
+                let Some(iter) = Owned::from_owned(pyo3_ffi::PyObject_GetIter(obj)) else {
+                    return Err(EncodeError::Failed);
+                };
+                let mut count = 0;
+                while let Some(item) = Owned::from_owned(pyo3_ffi::PyIter_Next(iter.as_ptr())) {
+                    self.object(item.as_ptr(), depth)?;
+                    count += 1;
+                }
+                if !pyo3_ffi::PyErr_Occurred().is_null() {
+                    return Err(EncodeError::Failed);
+                }
+                if count != n {
+                    return Err(EncodeError::Unsupported);
+                }
+            } else if tp == &raw mut pyo3_ffi::PySlice_Type {
+                self.byte(SLICE)?;
+                for name in [c"start", c"stop", c"step"] {
+                    let Some(v) = pyutil::getattr(obj, name) else {
+                        return Err(EncodeError::Failed);
+                    };
+                    self.object(v.as_ptr(), depth)?;
+                }
+            } else {
+                let n = pyo3_ffi::PyByteArray_Size(obj) as usize;
+                self.tag_len(BYTEARRAY, n)?;
+                let p = pyo3_ffi::PyByteArray_AsString(obj).cast::<u8>();
+                if n > 0 {
+                    self.bytes(std::slice::from_raw_parts(p, n))?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held; `obj` is an exact `dict`.
+    unsafe fn dict(
+        &mut self,
+        obj: *mut PyObject,
+        str_keys: bool,
+        depth: usize,
+    ) -> Result<(), EncodeError> {
+        // SAFETY: the GIL is held; PyDict_Next yields borrowed references that live as long as
+        // the dict, which nothing changes while we read.
+        unsafe {
+            let n = pyo3_ffi::PyDict_Size(obj);
+            let (mut pos, mut key, mut value): (Py_ssize_t, *mut PyObject, *mut PyObject) =
+                (0, std::ptr::null_mut(), std::ptr::null_mut());
+            self.tag_len(if str_keys { DICT_STR_KEYS } else { DICT }, n as usize)?;
+            let mut count = 0;
+            while pyo3_ffi::PyDict_Next(obj, &raw mut pos, &raw mut key, &raw mut value) != 0 {
+                if str_keys {
+                    self.str(key)?;
+                    // An exact str's hash: cached, or computed once (it cannot fail).
+                    let h: Py_hash_t = pyo3_ffi::PyObject_Hash(key);
+                    self.bytes(&h.to_le_bytes())?;
+                } else {
+                    self.object(key, depth)?;
+                }
+                self.object(value, depth)?;
+                count += 1;
+            }
+            if count != n {
+                return Err(EncodeError::Unsupported);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Whether every key of the `dict` `obj` is an exact `str`.
+///
+/// # Safety
+/// The GIL is held; `obj` is a `dict`.
+unsafe fn all_str_keys(obj: *mut PyObject) -> bool {
+    // SAFETY: the GIL is held; PyDict_Next yields borrowed references.
+    unsafe {
+        let (mut pos, mut key, mut value): (Py_ssize_t, *mut PyObject, *mut PyObject) =
+            (0, std::ptr::null_mut(), std::ptr::null_mut());
+        while pyo3_ffi::PyDict_Next(obj, &raw mut pos, &raw mut key, &raw mut value) != 0 {
+            if pyo3_ffi::Py_TYPE(key) != &raw mut pyo3_ffi::PyUnicode_Type {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Reads an encoding back; the memo holds borrowed pointers into the object being built
+/// (kept alive by it).
+struct Decoder<'a> {
+    data: &'a [u8],
+    pos: usize,
+    memo: Vec<*mut PyObject>,
+}
+
+/// Rebuilds what [`encode`] wrote, in the current interpreter.
+///
+/// # Safety
+/// The current interpreter's GIL is held. On `None` a Python error is set (`MemoryError` when
+/// an allocation failed; `SystemError` for a malformed encoding).
+pub unsafe fn decode(data: &[u8]) -> Option<Owned> {
+    let mut dec = Decoder {
+        data,
+        pos: 0,
+        memo: Vec::new(),
+    };
+    // SAFETY: the GIL is held (contract).
+    unsafe {
+        let obj = dec.object()?;
+        if dec.pos != data.len() {
+            return malformed();
+        }
+        Some(obj)
+    }
+}
+
+/// Sets `SystemError` for a malformed encoding; returns `None`.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn malformed<T>() -> Option<T> {
+    // SAFETY: the GIL is held (contract).
+    unsafe {
+        pyo3_ffi::PyErr_SetString(
+            pyo3_ffi::PyExc_SystemError,
+            c"subinterp_rs: malformed crossing data".as_ptr(),
+        );
+    }
+    None
+}
+
+impl Decoder<'_> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.data.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.data.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Option<usize> {
+        let mut n: usize = 0;
+        let mut shift = 0;
+        loop {
+            let b = self.byte()?;
+            if shift >= usize::BITS {
+                return None;
+            }
+            n |= usize::from(b & 0x7F) << shift;
+            if b < 0x80 {
+                return Some(n);
+            }
+            shift += 7;
+        }
+    }
+
+    #[inline]
+    fn eight(&mut self) -> Option<[u8; 8]> {
+        self.take(8)?.try_into().ok()
+    }
+
+    /// A length that cannot be more than the bytes left (each item takes one at least), so
+    /// a malformed one never makes a huge allocation.
+    #[inline]
+    fn count(&mut self) -> Option<Py_ssize_t> {
+        let n = self.varint()?;
+        (n <= self.data.len() - self.pos).then_some(n as Py_ssize_t)
+    }
+
+    /// # Safety
+    /// The GIL is held. On `None` a Python error is set.
+    unsafe fn object(&mut self) -> Option<Owned> {
+        // SAFETY: the GIL is held (contract).
+        unsafe {
+            let Some(tag) = self.byte() else {
+                return malformed();
+            };
+            let obj = match tag {
+                NONE => pyo3_ffi::Py_NewRef(pyo3_ffi::Py_None()),
+                FALSE => pyo3_ffi::Py_NewRef(pyo3_ffi::Py_False()),
+                TRUE => pyo3_ffi::Py_NewRef(pyo3_ffi::Py_True()),
+                EMPTY_TUPLE => pyo3_ffi::PyTuple_New(0),
+                INT => match self.eight() {
+                    Some(b) => pyo3_ffi::PyLong_FromLongLong(i64::from_le_bytes(b)),
+                    None => return malformed(),
+                },
+                FLOAT => match self.eight() {
+                    Some(b) => pyo3_ffi::PyFloat_FromDouble(f64::from_le_bytes(b)),
+                    None => return malformed(),
+                },
+                STR1 | STR2 | STR4 => return self.str(tag),
+                BYTES | BYTEARRAY => {
+                    let Some(n) = self.varint() else {
+                        return malformed();
+                    };
+                    let Some(b) = self.take(n) else {
+                        return malformed();
+                    };
+                    let (p, n) = (b.as_ptr().cast::<c_char>(), b.len() as Py_ssize_t);
+                    if tag == BYTES {
+                        pyo3_ffi::PyBytes_FromStringAndSize(p, n)
+                    } else {
+                        let ba = pyo3_ffi::PyByteArray_FromStringAndSize(p, n);
+                        if !ba.is_null() {
+                            self.memo.push(ba);
+                        }
+                        ba
+                    }
+                }
+                BIG_INT => return self.big_int(),
+                COMPLEX => match (self.eight(), self.eight()) {
+                    (Some(re), Some(im)) => pyo3_ffi::PyComplex_FromDoubles(
+                        f64::from_le_bytes(re),
+                        f64::from_le_bytes(im),
+                    ),
+                    _ => return malformed(),
+                },
+                TUPLE => return self.tuple(),
+                LIST => return self.list(),
+                DICT | DICT_STR_KEYS => return self.dict(tag == DICT_STR_KEYS),
+                SET | FROZENSET => return self.set(tag == FROZENSET),
+                RANGE => {
+                    let start = self.object()?;
+                    let stop = self.object()?;
+                    let step = self.object()?;
+                    let range = (&raw mut pyo3_ffi::PyRange_Type).cast::<PyObject>();
+                    return pyutil::call(range, &[start.as_ptr(), stop.as_ptr(), step.as_ptr()]);
+                }
+                SLICE => {
+                    let slot = self.reserve();
+                    let start = self.object()?;
+                    let stop = self.object()?;
+                    let step = self.object()?;
+                    let s = Owned::from_owned(pyo3_ffi::PySlice_New(
+                        start.as_ptr(),
+                        stop.as_ptr(),
+                        step.as_ptr(),
+                    ))?;
+                    self.memo[slot] = s.as_ptr();
+                    return Some(s);
+                }
+                MEMO => {
+                    let Some(i) = self.varint() else {
+                        return malformed();
+                    };
+                    match self.memo.get(i) {
+                        Some(&p) if !p.is_null() => pyo3_ffi::Py_NewRef(p),
+                        _ => return malformed(),
+                    }
+                }
+                _ => return malformed(),
+            };
+            Owned::from_owned(obj)
+        }
+    }
+
+    /// A memo slot for a container whose object is made after its items.
+    fn reserve(&mut self) -> usize {
+        self.memo.push(std::ptr::null_mut());
+        self.memo.len() - 1
+    }
+
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn str(&mut self, tag: u8) -> Option<Owned> {
+        let kind: usize = match tag {
+            STR1 => 1,
+            STR2 => 2,
+            _ => 4,
+        };
+        // SAFETY: the GIL is held; the data is `len` code units of `kind` bytes (checked
+        // against what is left), which PyUnicode_FromKindAndData copies (and checks for the
+        // narrowest kind).
+        unsafe {
+            let Some(len) = self.varint() else {
+                return malformed();
+            };
+            let Some(b) = len.checked_mul(kind).and_then(|n| self.take(n)) else {
+                return malformed();
+            };
+            Owned::from_owned(pyo3_ffi::PyUnicode_FromKindAndData(
+                kind as _,
+                b.as_ptr().cast::<c_void>(),
+                len as Py_ssize_t,
+            ))
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn big_int(&mut self) -> Option<Owned> {
+        // SAFETY: the GIL is held; the text is `hex(n)`'s, NUL-terminated by CString.
+        unsafe {
+            let Some(n) = self.varint() else {
+                return malformed();
+            };
+            let Some(text) = self.take(n).and_then(|b| CString::new(b).ok()) else {
+                return malformed();
+            };
+            Owned::from_owned(pyo3_ffi::PyLong_FromString(
+                text.as_ptr(),
+                std::ptr::null_mut(),
+                0,
+            ))
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn tuple(&mut self) -> Option<Owned> {
+        // SAFETY: the GIL is held; PyTuple_SET_ITEM steals each new item reference into a
+        // slot of the new tuple (a tuple with empty slots is safe to free or traverse).
+        unsafe {
+            let Some(n) = self.count() else {
+                return malformed();
+            };
+            let slot = self.reserve();
+            let t = Owned::from_owned(pyo3_ffi::PyTuple_New(n))?;
+            for i in 0..n {
+                let item = self.object()?;
+                pyo3_ffi::PyTuple_SET_ITEM(t.as_ptr(), i, item.into_ptr());
+            }
+            self.memo[slot] = t.as_ptr();
+            Some(t)
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn list(&mut self) -> Option<Owned> {
+        // SAFETY: the GIL is held; PyList_SET_ITEM steals each new item reference into a slot
+        // of the new list (one with empty slots is safe to free or traverse). The list is in
+        // the memo before its items, so a cycle back to it finds it.
+        unsafe {
+            let Some(n) = self.count() else {
+                return malformed();
+            };
+            let l = Owned::from_owned(pyo3_ffi::PyList_New(n))?;
+            self.memo.push(l.as_ptr());
+            for i in 0..n {
+                let item = self.object()?;
+                pyo3_ffi::PyList_SET_ITEM(l.as_ptr(), i, item.into_ptr());
+            }
+            Some(l)
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn dict(&mut self, str_keys: bool) -> Option<Owned> {
+        // SAFETY: the GIL is held (contract).
+        unsafe {
+            let Some(n) = self.count() else {
+                return malformed();
+            };
+            if str_keys {
+                return self.str_key_dict(n);
+            }
+            let d = Owned::from_owned(ffi_ext::dict_new_presized(n))?;
+            self.memo.push(d.as_ptr());
+            for _ in 0..n {
+                let key = self.object()?;
+                let value = self.object()?;
+                if pyo3_ffi::PyDict_SetItem(d.as_ptr(), key.as_ptr(), value.as_ptr()) < 0 {
+                    return None;
+                }
+            }
+            Some(d)
+        }
+    }
+
+    /// A dict of `n` items whose keys are all `str`, each with its hash: made at once, after
+    /// its items (the encoder sends a cycle through one to pickle instead).
+    ///
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn str_key_dict(&mut self, n: Py_ssize_t) -> Option<Owned> {
+        // SAFETY: the GIL is held. The hash written into a new str's cache is that str's hash
+        // (str hashes are the same in every interpreter of a process: one hash secret), so the
+        // cache is as CPython would fill it; `items` keeps every key and value alive until the
+        // dict holds its own references.
+        unsafe {
+            let slot = self.reserve();
+            let mut items: Vec<Owned> = Vec::with_capacity(2 * n as usize);
+            for _ in 0..n {
+                let Some(tag @ (STR1 | STR2 | STR4)) = self.byte() else {
+                    return malformed();
+                };
+                let key = self.str(tag)?;
+                let Some(h) = self.eight() else {
+                    return malformed();
+                };
+                let ascii = key.as_ptr().cast::<pyo3_ffi::PyASCIIObject>();
+                if (*ascii).hash == -1 {
+                    (*ascii).hash = Py_hash_t::from_le_bytes(h);
+                }
+                items.push(key);
+                items.push(self.object()?);
+            }
+            let ptrs: Vec<*mut PyObject> = items.iter().map(Owned::as_ptr).collect();
+            let d = Owned::from_owned(ffi_ext::dict_from_items(&ptrs))?;
+            self.memo[slot] = d.as_ptr();
+            Some(d)
+        }
+    }
+
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn set(&mut self, frozen: bool) -> Option<Owned> {
+        // SAFETY: the GIL is held; a new frozenset may be filled with PySet_Add before anyone
+        // else sees it (the C API allows that).
+        unsafe {
+            let Some(n) = self.count() else {
+                return malformed();
+            };
+            let slot = self.reserve();
+            let s = Owned::from_owned(if frozen {
+                pyo3_ffi::PyFrozenSet_New(std::ptr::null_mut())
+            } else {
+                pyo3_ffi::PySet_New(std::ptr::null_mut())
+            })?;
+            if !frozen {
+                self.memo[slot] = s.as_ptr();
+            }
+            for _ in 0..n {
+                let item = self.object()?;
+                if pyo3_ffi::PySet_Add(s.as_ptr(), item.as_ptr()) < 0 {
+                    return None;
+                }
+            }
+            self.memo[slot] = s.as_ptr();
+            Some(s)
+        }
+    }
+}
