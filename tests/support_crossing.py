@@ -57,5 +57,5 @@ def class_of_main() -> object:
     exec("class OnlyHere:\n    pass\n", __main__.__dict__, ns)
     cls = ns["OnlyHere"]
     cls.__module__ = "__main__"
-    setattr(__main__, "OnlyHere", cls)
+    __main__.OnlyHere = cls
     return [cls()]

@@ -95,7 +95,7 @@ def test_queue_round_trip(value: Any) -> None:
 
 
 def test_each_container_type(si: Subinterpreter) -> None:
-    values = [
+    values: list[Any] = [
         [1, "a", b"b", None, True, 2.5],
         {"a": 1, "b": [2]},
         {(1, 2): "t", 3: 4, frozenset({5}): 6},
@@ -160,7 +160,8 @@ def test_subclasses_and_other_types_go_by_pickle(si: Subinterpreter) -> None:
 
 def test_is_shareable_keeps_the_stdlib_answers() -> None:
     assert interpreters.is_shareable((1, "a"))
-    for v in ([1], {"a": 1}, {1}, frozenset(), complex(1, 2), range(3), slice(1), bytearray()):
+    values: list[object] = [[1], {"a": 1}, {1}, frozenset(), complex(1, 2), range(3), slice(1)]
+    for v in [*values, bytearray()]:
         assert not interpreters.is_shareable(v), v
 
 

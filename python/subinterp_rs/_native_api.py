@@ -47,7 +47,6 @@ __all__ = [
     "is_shareable",
     "list_all",
     "private_api_missing",
-    "set_crossing_max_bytes",
     "queue_bind",
     "queue_create",
     "queue_get",
@@ -59,6 +58,7 @@ __all__ = [
     "queue_put",
     "queue_release",
     "register_queue_type",
+    "set_crossing_max_bytes",
     "set_main_attrs",
     "whence",
 ]

@@ -448,6 +448,7 @@ pub unsafe fn get(id: i64, block: bool, timeout: Option<f64>) -> Result<Got, Que
 }
 
 /// Where an item [`get`] took came from, to put it back with [`unget`].
+#[derive(Clone, Copy)]
 pub struct Putback {
     interp: i64,
     unboundop: i32,

@@ -600,21 +600,17 @@ impl Decoder<'_> {
                 DICT | DICT_STR_KEYS => return self.dict(tag == DICT_STR_KEYS),
                 SET | FROZENSET => return self.set(tag == FROZENSET),
                 RANGE => {
-                    let start = self.object()?;
-                    let stop = self.object()?;
-                    let step = self.object()?;
+                    let [a, b, c] = self.three()?;
                     let range = (&raw mut pyo3_ffi::PyRange_Type).cast::<PyObject>();
-                    return pyutil::call(range, &[start.as_ptr(), stop.as_ptr(), step.as_ptr()]);
+                    return pyutil::call(range, &[a.as_ptr(), b.as_ptr(), c.as_ptr()]);
                 }
                 SLICE => {
                     let slot = self.reserve();
-                    let start = self.object()?;
-                    let stop = self.object()?;
-                    let step = self.object()?;
+                    let [a, b, c] = self.three()?;
                     let s = Owned::from_owned(pyo3_ffi::PySlice_New(
-                        start.as_ptr(),
-                        stop.as_ptr(),
-                        step.as_ptr(),
+                        a.as_ptr(),
+                        b.as_ptr(),
+                        c.as_ptr(),
                     ))?;
                     self.memo[slot] = s.as_ptr();
                     return Some(s);
@@ -632,6 +628,15 @@ impl Decoder<'_> {
             };
             Owned::from_owned(obj)
         }
+    }
+
+    /// Three objects in a row (`start`, `stop`, `step`).
+    ///
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn three(&mut self) -> Option<[Owned; 3]> {
+        // SAFETY: the GIL is held (contract).
+        unsafe { Some([self.object()?, self.object()?, self.object()?]) }
     }
 
     /// A memo slot for a container whose object is made after its items.
