@@ -72,7 +72,8 @@ def is_running(id: int) -> bool:
     """Whether the interpreter runs code (its ``__main__``) in some thread."""
 
 def is_owned(id: int) -> bool:
-    """Whether the registry owns it (created here, not disarmed, not closed)."""
+    """Whether the registry owns it (created here, not disarmed, not closed, and its owner is
+    still there: not awaiting a deferred close)."""
 
 def disarm(id: int) -> None:
     """Give up ownership on purpose: the interpreter will never be destroyed (leaked)."""
@@ -81,7 +82,12 @@ def incref(id: int) -> None:
     """Take a handle reference (PEP 734 ``Interpreter`` objects that own their interpreter)."""
 
 def decref(id: int) -> None:
-    """Drop a handle reference; at zero an owned, idle interpreter is destroyed."""
+    """Drop a handle reference; at zero an interpreter made by the facade is closed, now or
+    when it can be (its run ends, the buffers it exported are dropped, the process exits)."""
+
+def release_owner(id: int) -> None:
+    """The owning ``Subinterpreter`` handle went without ``close()``: close the interpreter
+    now, or when it can be (as for ``decref``)."""
 
 def exec(id: int, code: str | CodeType | Callable[[], object]) -> None:
     """Run source (or a code object) in the interpreter's ``__main__``, in this OS thread, with

@@ -58,6 +58,7 @@ __all__ = [
     "queue_put",
     "queue_release",
     "register_queue_type",
+    "release_owner",
     "set_crossing_max_bytes",
     "set_main_attrs",
     "whence",
@@ -129,6 +130,12 @@ def incref(id: int) -> None:
 
 def decref(id: int, *, _decref: Callable[..., None] = _native.decref) -> None:
     _decref(id=id)
+
+
+def release_owner(
+    id: int, *, _release_owner: Callable[..., None] = _native.release_owner
+) -> None:
+    _release_owner(id=id)
 
 
 def exec(id: int, code: str | CodeType | Callable[[], object]) -> None:

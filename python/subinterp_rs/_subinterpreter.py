@@ -312,11 +312,12 @@ class Subinterpreter:
             self.close()
 
     def __del__(self) -> None:
-        # An owning handle that was never closed: close it if that is safe now; otherwise the
-        # registry closes it at exit.
+        # An owning handle that was never closed: the lifecycle owner closes the interpreter
+        # now, or as soon as it can (its run ends, the buffers it exported are dropped), or at
+        # exit.
         if getattr(self, "_owned", False) and self._id >= 0:
             with contextlib.suppress(Exception):
-                _native_api.destroy(self._id)
+                _native_api.release_owner(self._id)
 
 
 def _config_from_args(*args: Any) -> InterpreterConfig:

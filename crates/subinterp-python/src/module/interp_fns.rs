@@ -318,10 +318,17 @@ native_functions! {
         }
     }
 
-    /// Drop a handle reference; at zero an owned idle interpreter made by the facade is closed.
+    /// Drop a handle reference; at zero an interpreter made by the facade is closed, now or when it can be.
     fn decref(id) {
         let Some(id) = id_arg(id) else { return std::ptr::null_mut() };
         lifecycle::decref(id);
+        args::none()
+    }
+
+    /// The owning Subinterpreter handle went without close(): close it now or when it can be.
+    fn release_owner(id) {
+        let Some(id) = id_arg(id) else { return std::ptr::null_mut() };
+        lifecycle::release_owner(id);
         args::none()
     }
 

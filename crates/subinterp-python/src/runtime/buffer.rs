@@ -100,6 +100,18 @@ pub fn live_exports(id: i64) -> usize {
         .unwrap_or(0)
 }
 
+/// How many buffers exported by interpreter `id` are still in use (not dropped yet; those
+/// dropped and awaiting release in `id` do not count). Needs no GIL.
+pub fn in_use(id: i64) -> usize {
+    let queued = PENDING
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|(owner, _)| *owner == id)
+        .count();
+    live_exports(id).saturating_sub(queued)
+}
+
 /// Releases the buffers of the current interpreter that were dropped elsewhere. Our code
 /// calls it whenever it enters an interpreter, and before closing one.
 ///
@@ -226,6 +238,9 @@ impl Drop for SharedBuffer {
             drop(pending);
             if self.owner == MAIN_ID {
                 schedule_main_release();
+            } else {
+                // Its interpreter may wait for this to close (a deferred close).
+                super::lifecycle::export_dropped(self.owner);
             }
         }
     }

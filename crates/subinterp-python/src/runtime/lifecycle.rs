@@ -15,11 +15,19 @@
 //! | `Closing` | a close is under way; its handle is out of the table (no lock is held while CPython ends it) |
 //! | *closed* | no entry: the id is unknown (`InterpreterNotFoundError`) |
 //! | *foreign* | no entry, but CPython knows the id: main, or another API's interpreter |
+//! | *deferred* (`Idle` or `Running` with `close_when_idle` and no handles) | its owner went (last PEP 734 handle, or the `Subinterpreter` owner collected) while it could not be closed: it runs, it exported buffers still in use, its threads or other thread states are alive; closed as soon as it can be |
 //!
 //! Beside the state an entry keeps: `disarmed` (the core handle's ownership, given up on
 //! purpose: a disarmed interpreter still runs, but nothing closes it before the exit hook),
-//! `handles` (PEP 734 handle references), `close_when_idle`, and thread states cached per OS
-//! thread for runs.
+//! `handles` (PEP 734 handle references), `close_when_idle` (*deferred*), and thread states
+//! cached per OS thread for runs.
+//!
+//! A *deferred* interpreter is closed by whichever comes first: the end of its run
+//! ([`end_run`]), the drop of the last buffer it exported that was still in use elsewhere
+//! ([`export_dropped`] schedules the close as a pending call, run by the main interpreter's
+//! main thread between bytecodes), or the exit hook. It is not owned any more
+//! ([`is_owned`] is false): listing it (`interpreters.list_all()`) takes no handle reference
+//! and so cannot close it; nothing but the above does.
 //!
 //! ## Transitions (state x operation -> new state, or the error raised)
 //!
@@ -32,7 +40,10 @@
 //! | `destroy` of a disarmed one | | `InterpreterError` "was disarmed" | same | | | |
 //! | `disarm` | | `disarmed` set | `disarmed` set | `InterpreterError` "already being closed" | `InterpreterNotFoundError` | |
 //! | `incref` | | handles +1 | handles +1 | handles +1 | `InterpreterNotFoundError` | no-op |
-//! | `decref` | | handles -1; at 0 (facade-made): -> close (refused: `close_when_idle`) | handles -1; at 0: `close_when_idle` | handles -1 | no-op | no-op |
+//! | `decref` | | handles -1; at 0 (facade-made): -> close (refused: -> *deferred*) | handles -1; at 0: -> *deferred* | handles -1 | no-op | no-op |
+//! | `release_owner` (`Subinterpreter` collected unclosed) | | -> close (refused: -> *deferred*); disarmed: nothing | -> *deferred* | nothing | no-op | no-op |
+//! | `export_dropped` (a buffer it exported dropped elsewhere) | | *deferred* and none in use: close scheduled (pending call) | | | no-op | |
+//! | `end_run` of a *deferred* one | | | -> `Idle` -> close (refused: stays *deferred*) | | | |
 //! | `shut_down` (exit hook) | waited for | refused to all but the hook | stopped by the hook | waited for | | |
 //!
 //! After [`shut_down`] every create, run and close (but the exit hook's own) is refused:
@@ -404,11 +415,14 @@ pub unsafe fn is_running(id: i64) -> Result<bool, NotFound> {
     Ok(ours || unsafe { ffi_ext::is_running_main(istate) })
 }
 
-/// Whether `id` is ours (registered, not disarmed, not closing). Needs no GIL.
+/// Whether `id` is ours and owned (registered, not disarmed, not closing, not deferred: its
+/// owner is still there). Needs no GIL.
 pub fn is_owned(id: i64) -> bool {
     with_entries(|e| {
-        e.get(&id)
-            .is_some_and(|e| e.si.as_ref().is_some_and(Subinterpreter::is_owned))
+        e.get(&id).is_some_and(|e| {
+            e.si.as_ref().is_some_and(Subinterpreter::is_owned)
+                && !(e.close_when_idle && e.handles == 0)
+        })
     })
 }
 
@@ -884,43 +898,134 @@ pub unsafe fn incref(id: i64) -> Result<(), NotFound> {
     Ok(())
 }
 
-/// Drops a handle reference. At zero, one the facade made (`whence::STDLIB`) is closed: now
-/// if idle and not the caller's (with the caller's GIL released), else when its run ends (or
-/// at exit).
+/// Drops a handle reference. At zero, one the facade made (`whence::STDLIB`) has no owner
+/// left: closed now, or when it can be ([`close_or_defer`]).
 ///
 /// # Safety
 /// A thread state is attached to this thread (the caller's), and no borrowed object of its
 /// interpreter is used by the caller across this call.
 pub unsafe fn decref(id: i64) {
-    let close_now = with_entries(|entries| {
-        let Some(e) = entries.get_mut(&id) else {
-            return false;
-        };
-        e.handles = e.handles.saturating_sub(1);
-        if e.handles > 0 || e.whence != whence::STDLIB {
-            return false;
-        }
-        if matches!(e.state, State::Running { .. }) {
+    let last = with_entries(|entries| {
+        entries.get_mut(&id).is_some_and(|e| {
+            e.handles = e.handles.saturating_sub(1);
+            e.handles == 0 && e.whence == whence::STDLIB
+        })
+    });
+    if last {
+        // SAFETY: the caller's contract.
+        unsafe { close_or_defer(id) };
+    }
+}
+
+/// The owning `Subinterpreter` handle of `id` went without `close()` (collected): closed now,
+/// or when it can be ([`close_or_defer`]). A disarmed one stays leaked, as asked.
+///
+/// # Safety
+/// As [`decref`].
+pub unsafe fn release_owner(id: i64) {
+    let owned = with_entries(|entries| {
+        entries
+            .get(&id)
+            .is_some_and(|e| e.si.as_ref().is_some_and(Subinterpreter::is_owned))
+    });
+    if owned {
+        // SAFETY: the caller's contract.
+        unsafe { close_or_defer(id) };
+    }
+}
+
+/// Interpreters whose deferred close waits for the buffers they exported to be dropped (its
+/// own mutex: taken by buffer drops on any thread, never with the table mutex held).
+static AWAITING_BUFFERS: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+/// `id` has no owner left (its last PEP 734 handle, or its `Subinterpreter` owner, went):
+/// closes it now if it is idle and not the caller's, else marks it *deferred*
+/// (`close_when_idle`): closed when its run ends ([`end_run`]), when the last buffer it
+/// exported that is still in use elsewhere is dropped ([`export_dropped`]), or at exit.
+///
+/// # Safety
+/// As [`decref`].
+unsafe fn close_or_defer(id: i64) {
+    // Marked first: a run that ends meanwhile in another thread closes it.
+    let running = with_entries(|entries| {
+        entries.get_mut(&id).is_none_or(|e| {
             e.close_when_idle = true;
-            false
-        } else {
-            true
-        }
+            matches!(e.state, State::Running { .. })
+        })
     });
     // SAFETY: a thread state is attached (contract).
-    if close_now && id != unsafe { current() }.0 {
-        // SAFETY: nothing of the caller's interpreter is used until `reattach` (contract).
-        let saved = unsafe { tstate::detach() };
-        if close(id).is_err() {
-            // Threads alive, say: close it when a later run ends, or at exit.
-            with_entries(|entries| {
-                if let Some(e) = entries.get_mut(&id) {
-                    e.close_when_idle = true;
-                }
-            });
-        }
-        // SAFETY: `saved` was detached above.
-        unsafe { tstate::reattach(saved) };
+    if running || id == unsafe { current() }.0 {
+        return;
+    }
+    // SAFETY: nothing of the caller's interpreter is used until `reattach` (contract).
+    let saved = unsafe { tstate::detach() };
+    let result = close(id);
+    // SAFETY: `saved` was detached above.
+    unsafe { tstate::reattach(saved) };
+    if let Err(DestroyError::BuffersInUse(_)) = result {
+        await_buffers(id);
+    }
+}
+
+/// Deferred `id` waits for its exported buffers (maybe all dropped already, meanwhile).
+fn await_buffers(id: i64) {
+    AWAITING_BUFFERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(id);
+    export_dropped(id);
+}
+
+/// A buffer exported by interpreter `owner` was dropped elsewhere (called by
+/// [`SharedBuffer`](super::buffer::SharedBuffer)'s drop, any thread, any GIL or none). If
+/// `owner` is deferred and none of its buffers is in use any more, its close is scheduled: a
+/// pending call, run by the main interpreter's main thread between bytecodes
+/// ([`close_deferred`]).
+pub fn export_dropped(owner: i64) {
+    extern "C" fn run(arg: *mut std::ffi::c_void) -> std::ffi::c_int {
+        // SAFETY: pending calls run in the main interpreter's main thread, its GIL held.
+        unsafe { close_deferred(arg as i64) };
+        0
+    }
+    let mut awaiting = AWAITING_BUFFERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let Some(pos) = awaiting.iter().position(|&a| a == owner) else {
+        return;
+    };
+    if super::buffer::in_use(owner) > 0 {
+        return;
+    }
+    awaiting.swap_remove(pos);
+    drop(awaiting);
+    // SAFETY: `Py_AddPendingCall` needs no thread state or GIL; `run` is a plain function
+    // that lives as long as the process (the module is never unloaded). The id travels as
+    // the pointer's value.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let queued = unsafe { pyo3_ffi::Py_AddPendingCall(Some(run), owner as usize as *mut _) };
+    if queued != 0 {
+        // The queue is full: the next drop tries again (else the exit hook closes it).
+        AWAITING_BUFFERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(owner);
+    }
+}
+
+/// Closes deferred `id` whose exported buffers were all dropped, if it is still deferred and
+/// idle (else its run's end closes it, or a new handle keeps it).
+///
+/// # Safety
+/// A thread state is attached to this thread (main's, in a pending call).
+unsafe fn close_deferred(id: i64) {
+    let due = with_entries(|entries| {
+        entries
+            .get(&id)
+            .is_some_and(|e| e.close_when_idle && e.handles == 0 && e.state == State::Idle)
+    });
+    if due {
+        // SAFETY: the caller's contract (a pending call uses no borrowed object across this).
+        unsafe { close_or_defer(id) };
     }
 }
 
