@@ -132,9 +132,7 @@ def decref(id: int, *, _decref: Callable[..., None] = _native.decref) -> None:
     _decref(id=id)
 
 
-def release_owner(
-    id: int, *, _release_owner: Callable[..., None] = _native.release_owner
-) -> None:
+def release_owner(id: int, *, _release_owner: Callable[..., None] = _native.release_owner) -> None:
     _release_owner(id=id)
 
 
