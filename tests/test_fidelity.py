@@ -164,9 +164,8 @@ def test_thread_started_inside_execs_into_its_interpreter(mod: Any) -> None:
         )
         go.put(None)  # the exec that started it returned: nothing else runs there
         assert out.get(timeout=60) == 42
-        # While another exec runs there, it is refused.
-        go.put(None)
-        interp.exec("t.join()")
+        # While another exec runs there (blocked joining it), it is refused.
+        interp.exec("go.put(None); t.join()")
         assert out.get(timeout=60) == "InterpreterError"
     finally:
         interp.close()
