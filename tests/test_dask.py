@@ -390,7 +390,7 @@ def test_sys_current_frames_is_safe_while_slots_run_tasks() -> None:
         from dask._task_spec import Task
         from distributed.worker import _run_task_simple
         from subinterp_rs.demo import count_primes
-        from subinterp_rs.dask import SubinterpreterExecutor, _PartialFrames
+        from subinterp_rs.dask import SubinterpreterExecutor
 
         ex = SubinterpreterExecutor(2)
         ex.start()
@@ -399,21 +399,21 @@ def test_sys_current_frames_is_safe_while_slots_run_tasks() -> None:
             for i in range(4)
         ]
         slots = {t.ident for t in threading.enumerate() if "Subinterpreter-Slot" in t.name}
-        guarded = 0
+        seen_busy = 0
         while not all(f.done() for f in futures):
             frames = sys._current_frames()
             assert threading.get_ident() in frames
-            if isinstance(frames, _PartialFrames):  # not walked: a slot is in a subinterpreter
-                guarded += 1
-                others = set(frames) - {threading.get_ident()}
-                assert others and others <= slots, (others, slots)
-                assert all(frames[i].f_code.co_name == "call" for i in others)
+            # A busy slot shows the main frame it called into its subinterpreter from.
+            for ident in slots & set(frames):
+                if "subinterp_rs" in frames[ident].f_code.co_filename:
+                    seen_busy += 1
+            sys._current_exceptions()
         results = [f.result() for f in futures]
         assert all(r["op"] == "task-finished" for r in results), results
         assert len({r["result"] for r in results}) == 1
         ex.shutdown()
-        assert guarded > 0
-        # No slot inside: the threads are walked again.
+        assert seen_busy > 0
+        # Other main threads are listed too.
         done = threading.Event()
         waiter = threading.Thread(target=done.wait)
         waiter.start()

@@ -11,7 +11,7 @@ that cannot cross, ``ValueError``/``TypeError`` for bad arguments, ``Queue*`` er
 """
 
 from collections.abc import Callable, Mapping
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any, Final
 
 from ._errors import ExcInfo
@@ -57,6 +57,12 @@ def destroy(id: int) -> None:
     ``InterpreterNotFoundError`` if it does not exist, ``InterpreterError`` if it is main, the
     current one, running, has live threads, was disarmed, or is not owned by us.
     """
+
+def current_frames() -> dict[int, FrameType]:
+    """``sys._current_frames()`` over the calling interpreter's threads only."""
+
+def current_exceptions() -> dict[int, BaseException]:
+    """``sys._current_exceptions()`` over the calling interpreter's threads only."""
 
 def list_all() -> list[tuple[int, int]]:
     """``(id, whence)`` of every interpreter in the process, main first, by id."""

@@ -12,7 +12,7 @@ gone then (gh-135729).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from types import CodeType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _native
@@ -33,6 +33,8 @@ __all__ = [
     "WHENCE_XI",
     "call",
     "create",
+    "current_exceptions",
+    "current_frames",
     "decref",
     "destroy",
     "disarm",
@@ -98,6 +100,14 @@ def destroy(id: int) -> None:
 
 def disarm(id: int) -> None:
     _native.disarm(id=id)
+
+
+def current_frames() -> dict[int, FrameType]:
+    return _native.current_frames()
+
+
+def current_exceptions() -> dict[int, BaseException]:
+    return _native.current_exceptions()
 
 
 def list_all() -> list[tuple[int, int]]:

@@ -9,6 +9,12 @@ Installed once, in the main interpreter, when the package is first imported:
 * fork refusal: ``os.fork``, ``os.forkpty`` and ``subprocess``'s ``preexec_fn`` raise
   ``InterpreterError`` while subinterpreters are alive (CPython's after-fork cleanup of
   subinterpreters kills the child).
+
+And in every interpreter that imports the package, main included:
+
+* ``sys._current_frames()`` and ``sys._current_exceptions()`` that walk only the calling
+  interpreter's threads: CPython's walk every interpreter's and build frame objects for
+  another interpreter's running code, which corrupts memory and aborts the process.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import atexit
 import contextlib
 import os
 import sys
+import sysconfig
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -134,6 +142,45 @@ def _guard_preexec(fork_exec: Callable[..., Any]) -> Callable[..., Any]:
     return guarded_fork_exec
 
 
+def _this_interpreter_only(
+    original: Callable[[], dict[int, Any]], native: Callable[[], dict[int, Any]]
+) -> Callable[[], dict[int, Any]]:
+    """``sys._current_frames`` / ``sys._current_exceptions`` over this interpreter's threads.
+
+    CPython's (3.12 to 3.15) walk the threads of every interpreter of the process and make
+    frame objects for a running subinterpreter's frames without its GIL, from the caller's
+    allocator: the process aborts (``free(): invalid pointer``) when a subinterpreter runs
+    code meanwhile. This one lists the calling interpreter's threads only; a thread of this
+    interpreter that is inside another one shows the frame it entered from.
+    """
+
+    frames = original.__name__ == "_current_frames"
+
+    def current() -> dict[int, Any]:
+        found = native()
+        if frames:  # the caller's frame, not this wrapper's
+            found[threading.get_ident()] = sys._getframe(1)
+        return found
+
+    current.__doc__ = original.__doc__
+    current.__name__ = current.__qualname__ = original.__name__
+    current.__module__ = "sys"
+    current.__wrapped__ = original  # type: ignore[attr-defined]
+    return current
+
+
+def _install_frames_guard() -> None:
+    """Replaces ``sys._current_frames`` and ``sys._current_exceptions`` (see
+    :func:`_this_interpreter_only`), once per interpreter."""
+    for name, native in (
+        ("_current_frames", _native_api.current_frames),
+        ("_current_exceptions", _native_api.current_exceptions),
+    ):
+        original = getattr(sys, name, None)
+        if original is not None and not hasattr(original, "__wrapped__"):
+            setattr(sys, name, _this_interpreter_only(original, native))
+
+
 def _install() -> None:
     """Wraps ``sys.excepthook``, ``sys.exit``, ``os.fork``/``os.forkpty`` and
     ``_posixsubprocess.fork_exec``, and registers the exit hook: once, in the main interpreter
@@ -155,5 +202,9 @@ def _install() -> None:
             subprocess._fork_exec = _posixsubprocess.fork_exec
 
 
+if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+    # Free-threaded builds: other threads run while ours walks them; CPython's own stops the
+    # world for that. Not replaced there (untested: no free-threaded build to test on).
+    _install_frames_guard()
 if _native_api.get_current()[0] == _native_api.get_main()[0]:
     _install()

@@ -45,7 +45,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, Final
 
 try:
@@ -254,81 +253,6 @@ class _Raised:
         self.error = error
 
 
-# -- sys._current_frames() --------------------------------------------------------------------
-
-
-class _PartialFrames(dict[int, Any]):
-    """What the guarded ``sys._current_frames()`` returns while a slot runs a task: the
-    caller's frame and the slots' main-interpreter frames only."""
-
-
-class _FramesGate:
-    """Keeps ``sys._current_frames()`` (and ``sys._current_exceptions()``) away from the slots'
-    running subinterpreters.
-
-    CPython (3.12 to 3.15, default builds) makes these walk the threads of every interpreter
-    of the process and build frame objects for a running subinterpreter's frames without its
-    GIL, from the caller's allocator: memory corruption that aborts the worker. distributed
-    calls ``sys._current_frames()`` all the time (its sampling profiler, ``call_stack``). So a
-    slot enters its subinterpreter through this gate, and the replacements installed by
-    :meth:`install` walk the threads only while no slot is inside (holding the gate, so none
-    enters meanwhile). Otherwise they return the calling thread's entry and, for the slots'
-    threads, the main-interpreter frame each entered its subinterpreter from; other threads
-    are missing (the profiler then stops sampling its event-loop thread;
-    :class:`SubinterpreterPlugin` turns off the worker's sampling of task threads, which
-    would fail on its samples).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._inside: dict[int, FrameType] = {}
-        self._installed = False
-
-    def __enter__(self) -> None:
-        frame = sys._getframe(1)
-        with self._lock:
-            self._inside[threading.get_ident()] = frame
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            del self._inside[threading.get_ident()]
-
-    def install(self) -> None:
-        """Replace ``sys._current_frames`` and ``sys._current_exceptions`` (once, in main)."""
-        with self._lock:
-            if self._installed:
-                return
-            self._installed = True
-        for name in ("_current_frames", "_current_exceptions"):
-            original = getattr(sys, name, None)
-            if original is not None:
-                setattr(sys, name, self._guarded(original, name == "_current_frames"))
-
-    def _guarded(
-        self, original: Callable[[], dict[int, Any]], frames: bool
-    ) -> Callable[[], dict[int, Any]]:
-        gate = self
-
-        def guarded() -> dict[int, Any]:
-            with gate._lock:
-                if not gate._inside:
-                    return original()
-                inside = _PartialFrames(gate._inside)
-            if frames:
-                inside[threading.get_ident()] = sys._getframe(1)
-                return inside
-            current = sys.exception()
-            return {threading.get_ident(): current} if current is not None else {}
-
-        guarded.__doc__ = original.__doc__
-        guarded.__name__ = original.__name__
-        guarded.__wrapped__ = original  # type: ignore[attr-defined]
-        return guarded
-
-
-_FRAMES_GATE: Final = _FramesGate()
-
-
 # -- the executor ---------------------------------------------------------------------------
 
 
@@ -405,8 +329,7 @@ class _Slot:
         try:
             self.interp = Subinterpreter.create(self.owner.config)
             self.path = tuple(sys.path)
-            with _FRAMES_GATE:
-                self.interp.call(_dask_task.warm, self.path)
+            self.interp.call(_dask_task.warm, self.path)
         except BaseException as exc:
             self.error = exc
             self._close()
@@ -431,8 +354,7 @@ class _Slot:
         if interp is None:
             return
         try:
-            with _FRAMES_GATE:  # finalization may run Python code in it
-                interp.close()
+            interp.close()
         except InterpreterError as exc:
             # E.g. a task left threads running in it: the package closes it at exit.
             logger.warning("could not close the subinterpreter of %s: %s", self.thread.name, exc)
@@ -498,8 +420,7 @@ class _Slot:
         if interp is None:
             raise InterpreterError("the task slot's subinterpreter is closed")
         try:
-            with _FRAMES_GATE:
-                status, data, text = interp.call(_dask_task.run, payload, send_path)
+            status, data, text = interp.call(_dask_task.run, payload, send_path)
         except ExecutionFailed as exc:
             info = exc.excinfo
             raise TaskError(
@@ -584,9 +505,7 @@ class SubinterpreterExecutor(concurrent.futures.Executor):
     ``submit(fn, *args)`` runs ``fn`` in one of its main-interpreter threads; when ``fn`` is
     distributed's task runner (what a worker submits for a task), the task's own function runs
     in that thread's subinterpreter. Usually made by :class:`SubinterpreterPlugin`; it can also
-    be given to ``Worker(executor=...)``/``Worker(executor={"subinterp": ...})`` directly,
-    with ``distributed.worker.profile.enabled: false`` in dask's config (the plugin turns the
-    worker's sampling off; see :class:`_FramesGate` for why).
+    be given to ``Worker(executor=...)``/``Worker(executor={"subinterp": ...})`` directly.
 
     Args:
         max_workers: the number of task slots (the worker's ``nthreads``).
@@ -654,7 +573,6 @@ class SubinterpreterExecutor(concurrent.futures.Executor):
                 slots = list(self._slots)
             else:
                 self._started = True
-                _FRAMES_GATE.install()
                 _rehearse_once()
                 slots = [_Slot(self, i) for i in range(self.max_workers)]
                 for slot in slots:
@@ -848,12 +766,6 @@ class SubinterpreterPlugin(WorkerPlugin):  # type: ignore[misc, unused-ignore]  
             threads_hint=hint,
         )
         await asyncio.to_thread(executor.start)
-        # Its samples come from sys._current_frames(), which the slots' gate has to refuse
-        # while they run tasks (see _FramesGate): it would fail on every one.
-        for name in ("profile", "profile-cycle"):
-            callback = worker.periodic_callbacks.pop(name, None)
-            if callback is not None:
-                callback.stop()
         self._install(worker, executor)
         logger.info(
             "%d task slots in subinterpreters %s as executor %r%s",

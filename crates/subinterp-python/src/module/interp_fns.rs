@@ -8,6 +8,7 @@ use pyo3_ffi::{PyObject, Py_ssize_t};
 use super::raise::{self, Exc};
 use super::{args, native_functions};
 use crate::runtime::excinfo::ExcInfo;
+use crate::runtime::frames;
 use crate::runtime::lifecycle::{self, BeginError, CreateError, DestroyError, NotFound};
 use crate::runtime::run::{self, Code, Outcome};
 use crate::runtime::xi::{self, Fallback, Value};
@@ -258,6 +259,16 @@ native_functions! {
             Ok(()) => args::none(),
             Err(e) => { let (kind, msg) = destroy_message(id, &e); raise::raise(kind, &msg) }
         }
+    }
+
+    /// sys._current_frames() over the calling interpreter's threads only.
+    fn current_frames() {
+        frames::current(frames::Collect::Frames).map_or(std::ptr::null_mut(), Owned::into_ptr)
+    }
+
+    /// sys._current_exceptions() over the calling interpreter's threads only.
+    fn current_exceptions() {
+        frames::current(frames::Collect::Exceptions).map_or(std::ptr::null_mut(), Owned::into_ptr)
     }
 
     /// (id, whence) of every interpreter.

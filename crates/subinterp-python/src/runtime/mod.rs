@@ -2,6 +2,7 @@
 
 pub mod buffer;
 pub mod excinfo;
+pub mod frames;
 pub mod guards;
 pub mod lifecycle;
 pub mod pyutil;
