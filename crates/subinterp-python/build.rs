@@ -10,18 +10,34 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SUBINTERP_PYTHON_INCLUDE");
     // The include directory's pyconfig.h carries the build's flags (Py_DEBUG,
     // Py_GIL_DISABLED), so the layout compiled is that build's.
-    cc::Build::new()
-        .file("csrc/tstate_fields.c")
-        .include(python_include())
-        .compile("subinterp_tstate_fields");
+    let headers = python_headers();
+    let mut build = cc::Build::new();
+    build.file("csrc/tstate_fields.c").include(&headers.include);
+    if let Some(root) = headers.multiarch_root {
+        // Debian's pyconfig.h includes <x86_64-linux-gnu/pythonX.Y/pyconfig.h>, which a
+        // compiler with its own sysroot (zig, for manylinux wheels) does not look for under
+        // /usr/include: searched last, so the system's C headers never shadow its own.
+        build.flag("-idirafter").flag(root.as_os_str());
+    }
+    build.compile("subinterp_tstate_fields");
 }
 
-/// The directory holding `Python.h` of the Python we build for: `SUBINTERP_PYTHON_INCLUDE`
-/// if set (a cross build without a runnable interpreter), else what that interpreter's
-/// `sysconfig` says.
-fn python_include() -> PathBuf {
+/// Where the headers of the Python we build for are.
+struct Headers {
+    /// The directory holding `Python.h`.
+    include: PathBuf,
+    /// Where a multiarch `pyconfig.h` (Debian's, outside `include`) is found from, if any.
+    multiarch_root: Option<PathBuf>,
+}
+
+/// The headers of the Python we build for: `SUBINTERP_PYTHON_INCLUDE` if set (a cross build
+/// without a runnable interpreter), else what that interpreter's `sysconfig` says.
+fn python_headers() -> Headers {
     if let Some(dir) = std::env::var_os("SUBINTERP_PYTHON_INCLUDE") {
-        return dir.into();
+        return Headers {
+            include: dir.into(),
+            multiarch_root: None,
+        };
     }
     let config = pyo3_build_config::get();
     let python = config.executable().unwrap_or_else(|| {
@@ -33,7 +49,8 @@ fn python_include() -> PathBuf {
     let out = Command::new(python)
         .args([
             "-c",
-            "import sysconfig; print(sysconfig.get_path('include'))",
+            "import sysconfig; print(sysconfig.get_path('include')); \
+             print(sysconfig.get_config_var('MULTIARCH') or '')",
         ])
         .output()
         .unwrap_or_else(|e| panic!("running {python} for its include directory: {e}"));
@@ -42,11 +59,29 @@ fn python_include() -> PathBuf {
         "{python} failed to print its include directory: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().map(|l| PathBuf::from(l.trim()));
+    let include = lines.next().unwrap_or_default();
     assert!(
-        dir.join("Python.h").is_file(),
+        include.join("Python.h").is_file(),
         "{} has no Python.h: install the Python development headers (e.g. python3-dev)",
-        dir.display()
+        include.display()
     );
-    dir
+    // Debian: /usr/include/python3.14/pyconfig.h includes
+    // <x86_64-linux-gnu/python3.14/pyconfig.h>, found from /usr/include.
+    let multiarch_root = lines
+        .next()
+        .filter(|m| !m.as_os_str().is_empty())
+        .and_then(|m| {
+            let root = include.parent()?;
+            root.join(m)
+                .join(include.file_name()?)
+                .join("pyconfig.h")
+                .is_file()
+                .then(|| root.to_path_buf())
+        });
+    Headers {
+        include,
+        multiarch_root,
+    }
 }
