@@ -444,7 +444,7 @@ from subinterp_rs.interpreters import UNBOUND
 
 DURATION = float(sys.argv[1])
 N_PRIVATE, N_SHARING, N_SLOTS, N_PRODUCERS = 4, 4, 3, 2
-stop = time.monotonic() + DURATION
+stop = float("inf")  # set when the threads start; each loop runs at least once
 stats = collections.Counter()
 unexpected = []
 lock = threading.Lock()
@@ -460,7 +460,9 @@ def fail(where, exc):
 def private(k):
     # A thread with interpreters of its own: create, use, close, again and again.
     rng = random.Random(k)
-    while time.monotonic() < stop:
+    first = True
+    while first or time.monotonic() < stop:
+        first = False
         try:
             kind = rng.randrange(3)
             if kind == 2:
@@ -496,7 +498,9 @@ def sharer(k):
     # Threads sharing interpreters: one runs at a time ("running" for the others), and the
     # slot may be closed under them by the closer (not found / closed).
     rng = random.Random(100 + k)
-    while time.monotonic() < stop:
+    first = True
+    while first or time.monotonic() < stop:
+        first = False
         i = rng.randrange(N_SLOTS)
         with slots_lock:
             interp = slots[i]
@@ -546,15 +550,23 @@ sent = collections.Counter()
 
 def producer(k):
     # Unique items through one queue, from short-lived interpreters: each item arrives once,
-    # or as UNBOUND if its interpreter was closed first; never twice, never lost.
+    # or as UNBOUND if its interpreter was closed first; never twice, never lost. Every other
+    # round waits for the consumer to drain the queue before closing (items arrive as
+    # themselves however slow the machine), the others close at once (UNBOUND races).
     n = 0
-    while time.monotonic() < stop:
+    first = True
+    while first or time.monotonic() < stop:
+        first = False
         try:
             s = Subinterpreter.create()
             s.prepare_main(q=results, k=k, base=n)
             s.exec("for j in range(20):\n    q.put((k, base + j))")
             n += 20
             count("produced", 20)
+            if n % 40 == 20:
+                drained = time.monotonic() + 30
+                while results.qsize() and time.monotonic() < drained:
+                    time.sleep(0.005)
             s.close()
         except Exception as e:
             fail("producer", e)
@@ -579,6 +591,7 @@ def consumer():
 
 for i in range(N_SLOTS):
     slots[i] = new_slot(i)
+stop = time.monotonic() + DURATION
 producers = [threading.Thread(target=producer, args=(k,)) for k in range(N_PRODUCERS)]
 others = ([threading.Thread(target=private, args=(k,)) for k in range(N_PRIVATE)]
           + [threading.Thread(target=sharer, args=(k,)) for k in range(N_SHARING)]
