@@ -28,9 +28,13 @@ from ._errors import (
     QueueError,
     QueueFull,
     QueueNotFoundError,
+    SharedDictClosedError,
+    SharedDictError,
+    SharedDictFullError,
 )
 from ._subinterpreter import GilKind as GilKind
 from ._subinterpreter import InterpreterConfig, Subinterpreter
+from .shared_dict import SharedDict
 
 __all__ = [
     "ExcInfo",
@@ -45,5 +49,9 @@ __all__ = [
     "QueueError",
     "QueueFull",
     "QueueNotFoundError",
+    "SharedDict",
+    "SharedDictClosedError",
+    "SharedDictError",
+    "SharedDictFullError",
     "Subinterpreter",
 ]

@@ -23,6 +23,9 @@ __all__ = [
     "QueueError",
     "QueueFull",
     "QueueNotFoundError",
+    "SharedDictClosedError",
+    "SharedDictError",
+    "SharedDictFullError",
 ]
 
 
@@ -115,3 +118,15 @@ class QueueFull(QueueError, queue.Full):
 
 class ItemInterpreterDestroyed(QueueError):
     """Raised by ``get()`` for an item whose interpreter was closed (``UNBOUND_ERROR``)."""
+
+
+class SharedDictError(Exception):
+    """A :class:`~subinterp_rs.SharedDict` operation failed."""
+
+
+class SharedDictClosedError(SharedDictError, ValueError):
+    """The shared dict was closed (by any interpreter)."""
+
+
+class SharedDictFullError(SharedDictError):
+    """A new key would exceed the shared dict's ``maxsize``."""

@@ -169,3 +169,43 @@ def queue_get_count(qid: int) -> int: ...
 def queue_is_full(qid: int) -> bool: ...
 def queue_get_defaults(qid: int) -> tuple[int, int]:
     """``(unboundop, fallback)`` defaults of the queue (fallback is always pickle: 1)."""
+
+def shareddict_open(name: str, maxsize: int) -> tuple[int, int]:
+    """Open (or create) the shared dict ``name`` (bounded to ``maxsize`` keys, 0: unbounded,
+    applied when it is created); return ``(id, maxsize)``."""
+
+def shareddict_close(id: int) -> None:
+    """Close the shared dict for every interpreter (its entries are dropped)."""
+
+def shareddict_is_closed(id: int) -> bool:
+    """Whether it is closed."""
+
+def shareddict_get(id: int, key: object) -> tuple[bool, object]:
+    """``(found, value)`` of ``key``."""
+
+def shareddict_set(id: int, key: object, value: object) -> None:
+    """Set ``key`` to ``value``."""
+
+def shareddict_pop(id: int, key: object) -> tuple[bool, object]:
+    """Remove ``key``: ``(found, value)``."""
+
+def shareddict_setdefault(id: int, key: object, value: object) -> object:
+    """The value of ``key``, set to ``value`` first if it has none."""
+
+def shareddict_compare_and_set(
+    id: int, key: object, expected: object, new: object, absent: bool
+) -> bool:
+    """Set ``key`` to ``new`` if its value is ``expected`` (or, with ``absent``, if it has
+    none); whether it did."""
+
+def shareddict_increment(id: int, key: object, delta: object, default: object) -> object:
+    """Add ``delta`` to the number at ``key`` (``default`` if none); return the sum."""
+
+def shareddict_len(id: int) -> int:
+    """How many keys."""
+
+def shareddict_items(id: int) -> list[tuple[object, object]]:
+    """A snapshot: a list of ``(key, value)``."""
+
+def shareddict_clear(id: int) -> None:
+    """Remove every key."""

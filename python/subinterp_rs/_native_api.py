@@ -63,6 +63,18 @@ __all__ = [
     "release_owner",
     "set_crossing_max_bytes",
     "set_main_attrs",
+    "shareddict_clear",
+    "shareddict_close",
+    "shareddict_compare_and_set",
+    "shareddict_get",
+    "shareddict_increment",
+    "shareddict_is_closed",
+    "shareddict_items",
+    "shareddict_len",
+    "shareddict_open",
+    "shareddict_pop",
+    "shareddict_set",
+    "shareddict_setdefault",
     "whence",
 ]
 
@@ -232,6 +244,58 @@ def queue_is_full(qid: int) -> bool:
 
 def queue_get_defaults(qid: int) -> tuple[int, int]:
     return _native.queue_get_defaults(qid=qid)
+
+
+def shareddict_open(name: str, maxsize: int) -> tuple[int, int]:
+    return _native.shareddict_open(name=name, maxsize=maxsize)
+
+
+def shareddict_close(id: int) -> None:
+    _native.shareddict_close(id=id)
+
+
+def shareddict_is_closed(id: int) -> bool:
+    return _native.shareddict_is_closed(id=id)
+
+
+def shareddict_get(id: int, key: object) -> tuple[bool, object]:
+    return _native.shareddict_get(id=id, key=key)
+
+
+def shareddict_set(id: int, key: object, value: object) -> None:
+    _native.shareddict_set(id=id, key=key, value=value)
+
+
+def shareddict_pop(id: int, key: object) -> tuple[bool, object]:
+    return _native.shareddict_pop(id=id, key=key)
+
+
+def shareddict_setdefault(id: int, key: object, value: object) -> object:
+    return _native.shareddict_setdefault(id=id, key=key, value=value)
+
+
+def shareddict_compare_and_set(
+    id: int, key: object, expected: object, new: object, absent: bool
+) -> bool:
+    return _native.shareddict_compare_and_set(
+        id=id, key=key, expected=expected, new=new, absent=absent
+    )
+
+
+def shareddict_increment(id: int, key: object, delta: object, default: object) -> object:
+    return _native.shareddict_increment(id=id, key=key, delta=delta, default=default)
+
+
+def shareddict_len(id: int) -> int:
+    return _native.shareddict_len(id=id)
+
+
+def shareddict_items(id: int) -> list[tuple[object, object]]:
+    return _native.shareddict_items(id=id)
+
+
+def shareddict_clear(id: int) -> None:
+    _native.shareddict_clear(id=id)
 
 
 # The process guards go with the first use of the native module (whichever public module

@@ -14,6 +14,7 @@ mod args;
 mod interp_fns;
 mod queue_fns;
 mod raise;
+mod shared_dict_fns;
 
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
@@ -124,6 +125,7 @@ fn methods() -> *mut PyMethodDef {
         let mut defs: Vec<PyMethodDef> = interp_fns::FUNCTIONS
             .iter()
             .chain(queue_fns::FUNCTIONS)
+            .chain(shared_dict_fns::FUNCTIONS)
             .map(|f| PyMethodDef {
                 ml_name: f.name.as_ptr(),
                 ml_meth: PyMethodDefPointer {

@@ -24,6 +24,10 @@ pub enum Exc {
     QueueFull,
     /// `ExecutionFailed`
     ExecutionFailed,
+    /// `SharedDictClosedError`
+    SharedDictClosed,
+    /// `SharedDictFullError`
+    SharedDictFull,
 }
 
 impl Exc {
@@ -42,6 +46,14 @@ impl Exc {
             Exc::QueueEmpty => (c"subinterp_rs.exc.QueueEmpty", c"QueueEmpty"),
             Exc::QueueFull => (c"subinterp_rs.exc.QueueFull", c"QueueFull"),
             Exc::ExecutionFailed => (c"subinterp_rs.exc.ExecutionFailed", c"ExecutionFailed"),
+            Exc::SharedDictClosed => (
+                c"subinterp_rs.exc.SharedDictClosedError",
+                c"SharedDictClosedError",
+            ),
+            Exc::SharedDictFull => (
+                c"subinterp_rs.exc.SharedDictFullError",
+                c"SharedDictFullError",
+            ),
         }
     }
 

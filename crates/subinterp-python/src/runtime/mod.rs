@@ -8,4 +8,5 @@ pub mod lifecycle;
 pub mod pyutil;
 pub mod queue;
 pub mod run;
+pub mod shared_dict;
 pub mod xi;
