@@ -1,11 +1,11 @@
 """``python -m bench.bench_shared_dict``: :class:`subinterp_rs.SharedDict` against a
 ``multiprocessing.Manager().dict()`` and a ``dict`` behind a ``threading.Lock``, in one run.
 
-Each contender does the same work with 2 workers: ``OPS`` operations each, alternating a set
-and a get of keys drawn from ``KEYS`` keys and an increment of the
-worker's own counter (atomic in the shared dict, under the lock elsewhere), and the throughput in operations per second is reported beside a single
-worker's. The rounds are interleaved (every contender once per round, in a rotating order) so
-a shared machine's load hits each alike; the table gives the median of the rounds.
+Each contender does the same work with 2 workers: ``OPS`` steps each, a step being a set and a
+get of keys drawn from ``KEYS`` keys and an increment of the worker's own counter (atomic in
+the shared dict, under the lock elsewhere). The throughput in operations per second is reported
+beside the ``dict`` + ``Lock`` one. The rounds are interleaved (every contender once per round,
+in a rotating order) so a shared machine's load hits each alike; the table gives the median.
 
 * ``shared dict, 2 interpreters``: 2 subinterpreters (own GILs) in 2 threads;
 * ``shared dict, 1 interpreter``: one thread of main;
@@ -18,6 +18,7 @@ a shared machine's load hits each alike; the table gives the median of the round
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -109,7 +110,7 @@ class Contenders:
         d = SharedDict(name)
         wall = in_threads(
             [
-                lambda si=si, w=w: si.call(shared_dict_work, name, w, self.ops)
+                functools.partial(si.call, shared_dict_work, name, w, self.ops)
                 for w, si in enumerate(self.interps)
             ]
         )
@@ -127,7 +128,9 @@ class Contenders:
     def locked_two(self) -> float:
         d: dict[str, Any] = {}
         lock = threading.Lock()
-        wall = in_threads([lambda w=w: locked_dict_work(d, lock, w, self.ops) for w in (0, 1)])
+        wall = in_threads(
+            [functools.partial(locked_dict_work, d, lock, w, self.ops) for w in (0, 1)]
+        )
         assert d["n0"] + d["n1"] == 2 * self.ops
         return wall
 

@@ -264,13 +264,14 @@ pub fn with_map<R>(
     }
     SEEN.with(|seen| {
         let mut seen = seen.borrow_mut();
-        if !seen.contains_key(&id) {
-            let reg = registry().read().unwrap_or_else(PoisonError::into_inner);
-            let map = reg.by_id.get(&id).cloned().ok_or(MapError::NotFound(id))?;
-            drop(reg);
-            seen.insert(id, map);
-        }
-        let map = &seen[&id];
+        let map = match seen.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let reg = registry().read().unwrap_or_else(PoisonError::into_inner);
+                let map = reg.by_id.get(&id).cloned().ok_or(MapError::NotFound(id))?;
+                e.insert(map)
+            }
+        };
         if map.closed.load(Ordering::Acquire) {
             let name = map.name.clone();
             seen.remove(&id);
