@@ -30,7 +30,7 @@ unsafe fn id_whence_tuple(id: i64, w: i64) -> *mut PyObject {
 }
 
 /// Raises the error for a run that could not begin.
-unsafe fn begin_error(id: i64, e: BeginError) -> *mut PyObject {
+pub(super) unsafe fn begin_error(id: i64, e: BeginError) -> *mut PyObject {
     // SAFETY: the GIL is held.
     unsafe {
         match e {
@@ -57,7 +57,10 @@ unsafe fn begin_error(id: i64, e: BeginError) -> *mut PyObject {
 /// `ExecutionFailed` or `NotShareableError` raised (from an `ExecutionFailed` that describes
 /// the error inside, when the callable or an argument could not be rebuilt there). The
 /// caller's GIL is held.
-unsafe fn outcome<T>(out: Outcome<T>, ok: impl FnOnce(T) -> *mut PyObject) -> *mut PyObject {
+pub(super) unsafe fn outcome<T>(
+    out: Outcome<T>,
+    ok: impl FnOnce(T) -> *mut PyObject,
+) -> *mut PyObject {
     // SAFETY: the GIL is held (the caller's, back again).
     unsafe {
         match out {

@@ -11,6 +11,7 @@
 //! convert the result (or raise the runtime's error with its message).
 
 mod args;
+mod executor_fns;
 mod interp_fns;
 mod queue_fns;
 mod raise;
@@ -126,6 +127,7 @@ fn methods() -> *mut PyMethodDef {
             .iter()
             .chain(queue_fns::FUNCTIONS)
             .chain(shared_dict_fns::FUNCTIONS)
+            .chain(executor_fns::FUNCTIONS)
             .map(|f| PyMethodDef {
                 ml_name: f.name.as_ptr(),
                 ml_meth: PyMethodDefPointer {

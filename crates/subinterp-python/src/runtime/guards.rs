@@ -71,6 +71,7 @@ fn close_all() -> Vec<i64> {
     // Daemon threads go on after this hook: they must not make or enter interpreters again.
     lifecycle::shut_down();
     crate::runtime::queue::wake_all();
+    crate::runtime::executor::close_all();
     lifecycle::rearm_all();
     let running = lifecycle::running_threads();
     // Not those a close (begun before the hook) is finalizing: the loop below waits for them.

@@ -2,6 +2,7 @@
 
 pub mod buffer;
 pub mod excinfo;
+pub mod executor;
 pub mod frames;
 pub mod guards;
 pub mod lifecycle;

@@ -287,10 +287,98 @@ unsafe fn compile_cached(src: &CString) -> Option<Owned> {
     }
 }
 
+/// Why [`call_object`]'s call did not return.
+pub enum Failed {
+    /// The callable or an argument could not be rebuilt: what it was (the error is set).
+    Rebuild(String),
+    /// The call raised, or building its arguments failed (the error is set).
+    Raised,
+}
+
+/// Rebuilds `callable`, `args` and `kwargs` in the current interpreter and calls the callable
+/// (builtins from a frame whose globals are `__main__`'s, as the stdlib does).
+///
+/// # Errors
+/// [`Failed`], with the Python error left set.
+///
+/// # Safety
+/// The target interpreter's GIL is held on this thread.
+pub unsafe fn call_object(
+    callable: &Value,
+    args: &[Value],
+    kwargs: &[(String, Value)],
+) -> Result<Owned, Failed> {
+    // SAFETY: caller holds the GIL; every reference is owned and dropped here.
+    unsafe {
+        let rebuild = |v: &Value, what: &dyn Fn() -> String| {
+            xi::from_value(v).ok_or_else(|| Failed::Rebuild(what()))
+        };
+        let f = rebuild(callable, &|| "the callable".to_owned())?;
+        let args_tuple =
+            Owned::from_owned(pyo3_ffi::PyTuple_New(args.len() as _)).ok_or(Failed::Raised)?;
+        for (i, a) in args.iter().enumerate() {
+            let obj = rebuild(a, &|| format!("argument {}", i + 1))?;
+            pyo3_ffi::PyTuple_SetItem(args_tuple.as_ptr(), i as _, obj.into_ptr());
+        }
+        let kw = if kwargs.is_empty() {
+            None
+        } else {
+            let d = Owned::from_owned(pyo3_ffi::PyDict_New()).ok_or(Failed::Raised)?;
+            for (k, v) in kwargs {
+                let key = pyutil::new_str(k).ok_or(Failed::Raised)?;
+                let obj = rebuild(v, &|| format!("keyword argument {k:?}"))?;
+                if pyo3_ffi::PyDict_SetItem(d.as_ptr(), key.as_ptr(), obj.as_ptr()) < 0 {
+                    return Err(Failed::Raised);
+                }
+            }
+            Some(d)
+        };
+        if pyo3_ffi::PyFunction_Check(f.as_ptr()) != 0 {
+            // A Python function brings its own frame and globals.
+            Owned::from_owned(pyo3_ffi::PyObject_Call(
+                f.as_ptr(),
+                args_tuple.as_ptr(),
+                kw.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr),
+            ))
+        } else {
+            call_in_main_frame(&f, &args_tuple, kw.as_ref())
+        }
+        .ok_or(Failed::Raised)
+    }
+}
+
+/// Reads a call's result out as a [`Value`] (as `fallback` allows), or says why it cannot
+/// cross. Leaves no error set.
+///
+/// # Safety
+/// The target interpreter's GIL is held; `obj` is alive.
+pub unsafe fn result_value(obj: &Owned, fallback: Fallback) -> Outcome<Value> {
+    // SAFETY: caller holds the GIL.
+    unsafe {
+        match xi::to_value(obj.as_ptr(), fallback) {
+            Ok(v) => Outcome::Done(v),
+            Err(xi::NotShareable(Some(why))) => Outcome::NotShareable(format!("the result: {why}")),
+            Err(xi::NotShareable(None)) if xi::memory_error_set() => {
+                let why = ExcInfo::take_current();
+                Outcome::NoMemory(format!("the result: {}", why.msg))
+            }
+            Err(xi::NotShareable(None)) => {
+                let why = ExcInfo::take_current();
+                Outcome::NotShareable(format!(
+                    "the result could not be pickled: {}",
+                    why.formatted
+                ))
+            }
+        }
+    }
+}
+
 /// Calls `callable(*args, **kwargs)` in the current interpreter and reads the result out as a
 /// [`Value`] (as `fallback` allows). Callables other than Python functions (builtins) are
-/// called from a frame whose globals are `__main__`'s, as the stdlib does. Nothing stays set: an exception becomes [`Outcome::Raised`], a result that
-/// cannot cross [`Outcome::NotShareable`].
+/// called from a frame whose globals are `__main__`'s, as the stdlib does. Nothing stays set:
+/// an exception becomes [`Outcome::Raised`], a result that cannot cross
+/// [`Outcome::NotShareable`] (or [`Outcome::NoMemory`]), a callable or argument that cannot
+/// be rebuilt here [`Outcome::NotRebuilt`].
 ///
 /// # Safety
 /// The target interpreter's GIL is held on this thread.
@@ -300,69 +388,10 @@ pub unsafe fn call_in(
     kwargs: &[(String, Value)],
     fallback: Fallback,
 ) -> Outcome<Value> {
-    /// Why [`call_in`]'s call did not return.
-    enum Failed {
-        /// The callable or an argument could not be rebuilt: what it was.
-        Rebuild(String),
-        /// The call raised (or building its arguments failed).
-        Raised,
-    }
-    // SAFETY: caller holds the GIL; every reference is owned and dropped here.
+    // SAFETY: caller holds the GIL.
     unsafe {
-        let rebuild = |v: &Value, what: &dyn Fn() -> String| {
-            xi::from_value(v).ok_or_else(|| Failed::Rebuild(what()))
-        };
-        let result = (|| {
-            let f = rebuild(callable, &|| "the callable".to_owned())?;
-            let args_tuple =
-                Owned::from_owned(pyo3_ffi::PyTuple_New(args.len() as _)).ok_or(Failed::Raised)?;
-            for (i, a) in args.iter().enumerate() {
-                let obj = rebuild(a, &|| format!("argument {}", i + 1))?;
-                pyo3_ffi::PyTuple_SetItem(args_tuple.as_ptr(), i as _, obj.into_ptr());
-            }
-            let kw = if kwargs.is_empty() {
-                None
-            } else {
-                let d = Owned::from_owned(pyo3_ffi::PyDict_New()).ok_or(Failed::Raised)?;
-                for (k, v) in kwargs {
-                    let key = pyutil::new_str(k).ok_or(Failed::Raised)?;
-                    let obj = rebuild(v, &|| format!("keyword argument {k:?}"))?;
-                    if pyo3_ffi::PyDict_SetItem(d.as_ptr(), key.as_ptr(), obj.as_ptr()) < 0 {
-                        return Err(Failed::Raised);
-                    }
-                }
-                Some(d)
-            };
-            if pyo3_ffi::PyFunction_Check(f.as_ptr()) != 0 {
-                // A Python function brings its own frame and globals.
-                Owned::from_owned(pyo3_ffi::PyObject_Call(
-                    f.as_ptr(),
-                    args_tuple.as_ptr(),
-                    kw.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr),
-                ))
-            } else {
-                call_in_main_frame(&f, &args_tuple, kw.as_ref())
-            }
-            .ok_or(Failed::Raised)
-        })();
-        match result {
-            Ok(obj) => match xi::to_value(obj.as_ptr(), fallback) {
-                Ok(v) => Outcome::Done(v),
-                Err(xi::NotShareable(Some(why))) => {
-                    Outcome::NotShareable(format!("the result: {why}"))
-                }
-                Err(xi::NotShareable(None)) if xi::memory_error_set() => {
-                    let why = ExcInfo::take_current();
-                    Outcome::NoMemory(format!("the result: {}", why.msg))
-                }
-                Err(xi::NotShareable(None)) => {
-                    let why = ExcInfo::take_current();
-                    Outcome::NotShareable(format!(
-                        "the result could not be pickled: {}",
-                        why.formatted
-                    ))
-                }
-            },
+        match call_object(callable, args, kwargs) {
+            Ok(obj) => result_value(&obj, fallback),
             Err(Failed::Rebuild(what)) => Outcome::NotRebuilt {
                 what,
                 info: ExcInfo::take_current(),

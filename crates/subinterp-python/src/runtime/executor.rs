@@ -1,0 +1,351 @@
+//! The executor core: the work queue of `subinterp_rs.futures.InterpreterPoolExecutor` and
+//! the running of its tasks inside the workers' interpreters, without Python-level locks.
+//!
+//! A pool is a queue of [`Task`]s (plain data: the callable and arguments as [`Value`]s) behind
+//! one mutex, with a condition variable. [`submit`] pushes a task (the values were read under
+//! the submitter's GIL). A worker thread (a Python thread of the pool's interpreter, one
+//! interpreter of its own) calls [`take`], which waits with its GIL released and takes several
+//! tasks at once (its share of the queue), then, once the futures of those tasks were marked
+//! running (or cancelled), [`run`] them all inside its interpreter in one visit, and hands the
+//! results back together. [`close`] ends the pool: workers take what is left, then stop; with
+//! `cancel`, what is left is dropped and its ids returned, for their futures to be cancelled.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::runtime::excinfo::ExcInfo;
+use crate::runtime::lifecycle::{self, BeginError};
+use crate::runtime::run::{self, Failed, Outcome};
+use crate::runtime::xi::{self, Fallback, Value};
+use subinterp_rs::owned::Owned;
+
+/// What a task runs.
+pub enum Work {
+    /// `callable(*args, **kwargs)`.
+    Call {
+        /// The callable.
+        callable: Value,
+        /// Positional arguments.
+        args: Vec<Value>,
+        /// Keyword arguments.
+        kwargs: Vec<(String, Value)>,
+    },
+    /// `callable(*args)` for each `args` of `items`, in order (`map(chunksize=n)`), stopping at
+    /// the first that raises.
+    Chunk {
+        /// The callable.
+        callable: Value,
+        /// The argument tuples of the calls.
+        items: Vec<Vec<Value>>,
+    },
+}
+
+/// One submitted task.
+pub struct Task {
+    id: i64,
+    work: Work,
+}
+
+/// What running a task gave: plain data, rebuilt in the pool's interpreter.
+pub enum Finished {
+    /// A call's result.
+    Value(Value),
+    /// A chunk's results.
+    Values(Vec<Value>),
+    /// The call raised: the exception described, and the exception itself (pickled, its
+    /// traceback and context dropped) when it could cross; for a chunk, the results before.
+    Raised {
+        /// The exception as text.
+        info: ExcInfo,
+        /// The exception object, when it pickled.
+        exc: Option<Value>,
+        /// A chunk's results before the failing call (`None` for a single call).
+        partial: Option<Vec<Value>>,
+    },
+    /// The result could not cross, or the callable or an argument could not be rebuilt inside.
+    Failed(Outcome<()>),
+}
+
+struct State {
+    queue: VecDeque<Task>,
+    closed: bool,
+    /// Workers waiting in [`take`].
+    idle: usize,
+}
+
+/// One pool: its queue behind a mutex, and a condition variable workers wait on.
+struct Pool {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+static POOLS: Mutex<Option<HashMap<i64, Arc<Pool>>>> = Mutex::new(None);
+static NEXT_POOL: AtomicI64 = AtomicI64::new(1);
+static NEXT_TASK: AtomicI64 = AtomicI64::new(1);
+
+thread_local! {
+    /// The tasks this worker thread took and has not run yet.
+    static TAKEN: RefCell<Vec<Task>> = const { RefCell::new(Vec::new()) };
+}
+
+fn pools() -> MutexGuard<'static, Option<HashMap<i64, Arc<Pool>>>> {
+    POOLS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn find(id: i64) -> Option<Arc<Pool>> {
+    pools().as_ref().and_then(|m| m.get(&id).cloned())
+}
+
+/// A new, empty, open pool; its id. Needs no GIL.
+#[must_use]
+pub fn create() -> i64 {
+    let id = NEXT_POOL.fetch_add(1, Ordering::Relaxed);
+    let pool = Arc::new(Pool {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            closed: false,
+            idle: 0,
+        }),
+        ready: Condvar::new(),
+    });
+    pools().get_or_insert_with(HashMap::new).insert(id, pool);
+    id
+}
+
+/// Why a pool operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolError {
+    /// No pool with that id (it was dropped).
+    NotFound,
+    /// The pool is closed: no new tasks.
+    Closed,
+    /// A signal handler raised while waiting (the Python error is set).
+    Interrupted,
+}
+
+/// Queues `work`; returns its task id and how many workers were waiting for work (none: the
+/// caller may start another). Needs no GIL.
+///
+/// # Errors
+/// [`PoolError::NotFound`], [`PoolError::Closed`].
+pub fn submit(pool: i64, work: Work) -> Result<(i64, usize), PoolError> {
+    let p = find(pool).ok_or(PoolError::NotFound)?;
+    let id = NEXT_TASK.fetch_add(1, Ordering::Relaxed);
+    let mut st = p.lock();
+    if st.closed {
+        return Err(PoolError::Closed);
+    }
+    st.queue.push_back(Task { id, work });
+    let idle = st.idle;
+    drop(st);
+    p.ready.notify_one();
+    Ok((id, idle))
+}
+
+/// Closes the pool: no more submissions; workers take what is queued, then [`take`] returns
+/// `None`. With `cancel`, the queued tasks are dropped and their ids returned. Also forgets
+/// the pool when `forget` (its last worker is gone). Needs no GIL.
+pub fn close(pool: i64, cancel: bool, forget: bool) -> Vec<i64> {
+    let Some(p) = find(pool) else {
+        return Vec::new();
+    };
+    let mut st = p.lock();
+    st.closed = true;
+    let dropped: Vec<Task> = if cancel {
+        st.queue.drain(..).collect()
+    } else {
+        Vec::new()
+    };
+    drop(st);
+    p.ready.notify_all();
+    if forget {
+        if let Some(m) = pools().as_mut() {
+            m.remove(&pool);
+        }
+    }
+    dropped.iter().map(|t| t.id).collect()
+}
+
+/// Closes every pool (process exit): their workers stop once the queues are empty. Needs no
+/// GIL.
+pub fn close_all() {
+    let all: Vec<i64> = pools()
+        .as_ref()
+        .map(|m| m.keys().copied().collect())
+        .unwrap_or_default();
+    for id in all {
+        close(id, false, false);
+    }
+}
+
+/// Waits, with the caller's GIL released, until the pool has tasks or is closed, then takes
+/// this worker's share: `ceil(queued / workers)`, at most `max`, at least one. Returns their
+/// ids (the tasks are kept for [`run`] on this thread), or `None` when the pool is closed and
+/// empty, or the process is exiting.
+///
+/// # Errors
+/// [`PoolError::NotFound`]; [`PoolError::Interrupted`] (a signal handler raised; the error is
+/// set).
+///
+/// # Safety
+/// A thread state is attached to this thread.
+pub unsafe fn take(pool: i64, max: usize, workers: usize) -> Result<Option<Vec<i64>>, PoolError> {
+    const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+    let p = find(pool).ok_or(PoolError::NotFound)?;
+    TAKEN.with_borrow_mut(Vec::clear);
+    let mut st = p.lock();
+    loop {
+        if !st.queue.is_empty() {
+            let share = st.queue.len().div_ceil(workers.max(1)).clamp(1, max.max(1));
+            let tasks: Vec<Task> = st.queue.drain(..share).collect();
+            let more = !st.queue.is_empty();
+            drop(st);
+            if more {
+                p.ready.notify_one();
+            }
+            let ids = tasks.iter().map(|t| t.id).collect();
+            TAKEN.with_borrow_mut(|t| *t = tasks);
+            return Ok(Some(ids));
+        }
+        if st.closed || lifecycle::is_shut_down() {
+            return Ok(None);
+        }
+        st.idle += 1;
+        // SAFETY: the caller's thread state is attached (contract): detached while waiting,
+        // attached again before Python is touched.
+        let saved = unsafe { pyo3_ffi::PyEval_SaveThread() };
+        st = p
+            .ready
+            .wait_timeout(st, SIGNAL_CHECK)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        st.idle -= 1;
+        drop(st);
+        // SAFETY: re-attaching the thread state detached above.
+        unsafe { pyo3_ffi::PyEval_RestoreThread(saved) };
+        // SAFETY: the GIL is held again.
+        if unsafe { pyo3_ffi::PyErr_CheckSignals() } < 0 {
+            return Err(PoolError::Interrupted);
+        }
+        st = p.lock();
+    }
+}
+
+/// Runs, inside interpreter `interp`, those tasks this thread took with [`take`] whose ids
+/// are in `ids` (the others, cancelled, are dropped), in one visit; returns their results.
+///
+/// # Errors
+/// As [`run::in_interpreter`] (no task ran then; they are dropped).
+///
+/// # Safety
+/// As [`run::in_interpreter`].
+pub unsafe fn run(interp: i64, ids: &[i64]) -> Result<Vec<(i64, Finished)>, BeginError> {
+    let mut tasks = TAKEN.with_borrow_mut(std::mem::take);
+    tasks.retain(|t| ids.contains(&t.id));
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the caller's contract is `in_interpreter`'s; `run_task` runs under the target's
+    // GIL.
+    unsafe {
+        run::in_interpreter(interp, || {
+            tasks
+                .iter()
+                .map(|t| (t.id, run_task(&t.work)))
+                .collect::<Vec<_>>()
+        })
+    }
+}
+
+/// Runs one task in the current interpreter.
+///
+/// # Safety
+/// The target interpreter's GIL is held.
+unsafe fn run_task(work: &Work) -> Finished {
+    // SAFETY: the GIL is held (contract).
+    unsafe {
+        match work {
+            Work::Call {
+                callable,
+                args,
+                kwargs,
+            } => match run::call_object(callable, args, kwargs) {
+                Ok(obj) => match run::result_value(&obj, Fallback::PickleClosures) {
+                    Outcome::Done(v) => Finished::Value(v),
+                    other => Finished::Failed(without_value(other)),
+                },
+                Err(e) => failed(e, None),
+            },
+            Work::Chunk { callable, items } => {
+                let mut results = Vec::with_capacity(items.len());
+                for args in items {
+                    match run::call_object(callable, args, &[]) {
+                        Ok(obj) => match run::result_value(&obj, Fallback::PickleClosures) {
+                            Outcome::Done(v) => results.push(v),
+                            other => return Finished::Failed(without_value(other)),
+                        },
+                        Err(e) => return failed(e, Some(results)),
+                    }
+                }
+                Finished::Values(results)
+            }
+        }
+    }
+}
+
+/// An outcome that is not `Done`, as an `Outcome<()>`.
+fn without_value(out: Outcome<Value>) -> Outcome<()> {
+    match out {
+        Outcome::Done(_) => Outcome::Done(()),
+        Outcome::Raised(i) => Outcome::Raised(i),
+        Outcome::NotShareable(m) => Outcome::NotShareable(m),
+        Outcome::NoMemory(m) => Outcome::NoMemory(m),
+        Outcome::NotRebuilt { what, info } => Outcome::NotRebuilt { what, info },
+    }
+}
+
+/// The failure of a call (its error set): the exception described and, if it pickles,
+/// itself (without traceback and context, as `ThreadPoolExecutor`'s future would hold it
+/// before its traceback is added here).
+///
+/// # Safety
+/// The target interpreter's GIL is held; an error is set.
+unsafe fn failed(e: Failed, partial: Option<Vec<Value>>) -> Finished {
+    // SAFETY: the GIL is held (contract); references are owned and dropped here.
+    unsafe {
+        match e {
+            Failed::Rebuild(what) => Finished::Failed(Outcome::NotRebuilt {
+                what,
+                info: ExcInfo::take_current(),
+            }),
+            Failed::Raised => {
+                let Some(exc) = Owned::from_owned(pyo3_ffi::PyErr_GetRaisedException()) else {
+                    return Finished::Raised {
+                        info: ExcInfo::take_current(),
+                        exc: None,
+                        partial,
+                    };
+                };
+                let info = ExcInfo::describe(exc.as_ptr());
+                pyo3_ffi::PyException_SetTraceback(exc.as_ptr(), pyo3_ffi::Py_None());
+                pyo3_ffi::PyException_SetContext(exc.as_ptr(), std::ptr::null_mut());
+                let value = xi::to_value(exc.as_ptr(), Fallback::Pickle).ok();
+                pyo3_ffi::PyErr_Clear();
+                Finished::Raised {
+                    info,
+                    exc: value,
+                    partial,
+                }
+            }
+        }
+    }
+}
