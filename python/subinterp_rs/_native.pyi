@@ -128,6 +128,32 @@ def excinfo_of(exc: BaseException) -> ExcInfo:
 def _register_queue_type(cls: type) -> None:
     """Tell this interpreter's module which class wraps queue ids (the facade's ``Queue``)."""
 
+def executor_create() -> int:
+    """A new executor work queue; its id."""
+
+def executor_submit(
+    pool: int, task: int, callable: object, args: tuple[Any, ...], kwargs: dict[str, Any] | None
+) -> tuple[int, int]:
+    """Queue ``callable(*args, **kwargs)`` as task ``task``; ``(task, idle workers)``."""
+
+def executor_submit_chunk(
+    pool: int, task: int, callable: object, items: tuple[tuple[Any, ...], ...]
+) -> tuple[int, int]:
+    """Queue ``callable(*args)`` for each ``args`` of ``items`` as one task;
+    ``(task, idle workers)``."""
+
+def executor_take(pool: int, max: int, workers: int) -> list[int] | None:
+    """Wait (GIL released) for tasks, take this worker's share (their ids); ``None`` once the
+    queue is closed and empty."""
+
+def executor_run(interp: int, ids: list[int]) -> list[tuple[int, int, Any]]:
+    """Run the taken tasks listed in ``ids`` inside interpreter ``interp`` (the others taken
+    are dropped); ``[(id, kind, payload)]``: kind 0 a result, 1 an exception, 2 a chunk's
+    results, 3 a chunk's ``(results before, exception)``."""
+
+def executor_close(pool: int, cancel: bool, forget: bool) -> list[int]:
+    """Close the work queue (``cancel``: drop what is queued); the dropped task ids."""
+
 def _set_crossing_max_bytes(n: int) -> int:
     """Set the largest encoding a container crossing as data may take (bytes; a negative
     number: as memory allows), over which it raises ``MemoryError``; return the old bound

@@ -39,6 +39,12 @@ __all__ = [
     "destroy",
     "disarm",
     "excinfo_of",
+    "executor_close",
+    "executor_create",
+    "executor_run",
+    "executor_submit",
+    "executor_submit_chunk",
+    "executor_take",
     "exec",
     "exit_hook",
     "get_current",
@@ -183,6 +189,36 @@ def is_shareable(obj: object) -> bool:
 
 def excinfo_of(exc: BaseException) -> ExcInfo:
     return _native.excinfo_of(exc=exc)
+
+
+def executor_create() -> int:
+    return _native.executor_create()
+
+
+def executor_submit(
+    pool: int, task: int, callable: object, args: tuple[Any, ...], kwargs: dict[str, Any] | None
+) -> tuple[int, int]:
+    return _native.executor_submit(
+        pool=pool, task=task, callable=callable, args=args, kwargs=kwargs
+    )
+
+
+def executor_submit_chunk(
+    pool: int, task: int, callable: object, items: tuple[tuple[Any, ...], ...]
+) -> tuple[int, int]:
+    return _native.executor_submit_chunk(pool=pool, task=task, callable=callable, items=items)
+
+
+def executor_take(pool: int, max: int, workers: int) -> list[int] | None:
+    return _native.executor_take(pool=pool, max=max, workers=workers)
+
+
+def executor_run(interp: int, ids: list[int]) -> list[tuple[int, int, Any]]:
+    return _native.executor_run(interp=interp, ids=ids)
+
+
+def executor_close(pool: int, cancel: bool, forget: bool) -> list[int]:
+    return _native.executor_close(pool=pool, cancel=cancel, forget=forget)
 
 
 def set_crossing_max_bytes(n: int) -> int:

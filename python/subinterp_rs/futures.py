@@ -264,35 +264,20 @@ def _flatten_chunks(chunks: Iterator[tuple[Any, ...]]) -> Iterator[Any]:
         raise error
 
 
-class _WorkItem:
-    __slots__ = ("future", "task")
-
-    def __init__(self, future: Future[Any], task: _Task) -> None:
-        self.future = future
-        self.task = task
-
-    def run(self, ctx: WorkerContext) -> None:
-        if not self.future.set_running_or_notify_cancel():
-            return
-        try:
-            result = ctx.run(self.task)
-        except BaseException as exc:
-            self.future.set_exception(exc)
-            # Break the cycle exception -> traceback -> this frame -> self -> future.
-            del self
-        else:
-            self.future.set_result(result)
-
-
-_WorkQueue = queue.SimpleQueue[_WorkItem | None]
+_BATCH: Final = 1024
+"""The most tasks a worker takes (and runs in its interpreter) per visit."""
 
 
 def _work(
     executor_reference: weakref.ref[InterpreterPoolExecutor],
     ctx: WorkerContext,
-    work_queue: _WorkQueue,
+    pool: int,
+    futures: dict[int, Future[Any]],
+    max_workers: int,
 ) -> None:
-    """A worker thread: the 3.14 stdlib's ``concurrent.futures.thread._worker``."""
+    """A worker thread: takes its share of the native work queue (waiting without the GIL),
+    marks those futures running (dropping the cancelled), runs the tasks in its interpreter
+    in one visit, then completes their futures."""
     try:
         ctx.initialize()
     except BaseException:
@@ -304,35 +289,66 @@ def _work(
         return
     finally:
         ctx.ready.set()
+    take, run = _native_api.executor_take, _native_api.executor_run
     try:
+        assert ctx.interp is not None
+        interp = ctx.interp.id
         while True:
-            try:
-                work_item = work_queue.get_nowait()
-            except queue.Empty:
-                # The queue is empty: count this worker as idle.
-                executor = executor_reference()
-                if executor is not None:
-                    executor._idle_semaphore.release()
-                del executor
-                work_item = work_queue.get(block=True)
-
-            if work_item is not None:
-                work_item.run(ctx)
-                del work_item  # no reference to it while blocked (gh-60488)
+            ids = take(pool, _BATCH, max_workers)
+            if ids is None:
+                return  # shut down (or the executor was collected), and nothing queued
+            running = []
+            for i in ids:
+                f = futures.get(i)
+                if f is not None and f.set_running_or_notify_cancel():
+                    running.append(i)
+                else:
+                    futures.pop(i, None)
+            if not running:
                 continue
-
-            executor = executor_reference()
-            # Exit if the process is exiting, or the executor was collected or shut down.
-            if _thread._shutdown or executor is None or executor._shutdown:
-                if executor is not None:
-                    executor._shutdown = True
-                work_queue.put(None)  # wake the next worker
-                return
-            del executor
+            try:
+                done = run(interp, running)
+            except BaseException as exc:
+                for i in running:
+                    futures.pop(i).set_exception(exc)
+                del exc
+                continue
+            for i, kind, payload in done:
+                f = futures.pop(i)
+                if kind == 0 or kind == 2:
+                    f.set_result(payload)
+                elif kind == 1:
+                    f.set_exception(payload)
+                else:
+                    f.set_exception(_ChunkFailed(*payload))
+            del done, payload, f
     except BaseException:
         _LOGGER.critical("Exception in worker", exc_info=True)
     finally:
         ctx.finalize()
+
+
+_live: weakref.WeakSet[InterpreterPoolExecutor] = weakref.WeakSet()
+
+
+def _python_exit() -> None:
+    """At exit (before ``threading`` joins its threads), as the stdlib's hook does for its
+    pools: no new tasks, workers finish what is queued and stop; wait for them."""
+    executors = list(_live)
+    for executor in executors:
+        _native_api.executor_close(executor._pool, False, False)
+    for executor in executors:
+        for t in list(executor._threads):
+            t.join()
+
+
+threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
+
+
+def _auto_chunksize(n: int, workers: int) -> int:
+    """A ``map`` chunk size for ``n`` calls when none was given: about eight chunks per worker,
+    at most 256 calls each (tiny calls then cost little more than in a thread pool)."""
+    return max(1, min(256, n // (8 * max(1, workers))))
 
 
 def _result_or_cancel[T](fut: Future[T], timeout: float | None = None) -> T:
@@ -386,21 +402,24 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         )
         self._broken_reason = ""
         self._ready: list[threading.Event] = []
+        self._pool = pool = _native_api.executor_create()
+        self._futures: dict[int, Future[Any]] = {}
+        self._next_task = itertools.count(1).__next__  # atomic: no lock needed
+        # Collected without shutdown(): close the queue, so the workers end (and forget it).
+        weakref.finalize(self, _native_api.executor_close, pool, False, True)
+        _live.add(self)
         if prewarm:
             self.prewarm(wait=False)
 
-    @property
-    def _queue(self) -> _WorkQueue:
-        return cast("_WorkQueue", self._work_queue)
-
     def submit[**P, T](self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` in a worker interpreter; return its future."""
-        return self._submit_task(self._resolve(fn, args, kwargs))
+        if isinstance(fn, str):
+            raise TypeError("scripts not supported")  # the stdlib's words
+        return self._submit(fn, args, kwargs)
 
     submit.__doc__ = _futures_base.Executor.submit.__doc__
 
     def _check_usable(self) -> None:
-        # Under self._shutdown_lock and the global shutdown lock.
         if self._broken:
             raise self.BROKEN(self._broken_reason)
         if self._shutdown:
@@ -408,40 +427,64 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         if _thread._shutdown:
             raise RuntimeError("cannot schedule new futures after interpreter shutdown")
 
-    def _submit_task(self, task: _Task) -> Future[Any]:
-        with self._shutdown_lock, _thread._global_shutdown_lock:
-            self._check_usable()
-            f: Future[Any] = Future()
-            self._queue.put(_WorkItem(f, task))
+    def _submit(self, fn: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        # No lock: the native queue has its own, and a closed one refuses the task.
+        self._check_usable()
+        f: Future[Any] = Future()
+        task = self._next_task()
+        self._futures[task] = f
+        try:
+            _, idle = _native_api.executor_submit(self._pool, task, fn, args, kwargs or None)
+        except BaseException:
+            del self._futures[task]
+            if self._broken:
+                raise self.BROKEN(self._broken_reason) from None
+            raise
+        if not idle and len(self._threads) < self._max_workers:
             self._adjust_thread_count()
-            return f
+        return f
+
+    def _submit_chunk(self, fn: object, chunk: tuple[tuple[Any, ...], ...]) -> Future[Any]:
+        self._check_usable()
+        f: Future[Any] = Future()
+        task = self._next_task()
+        self._futures[task] = f
+        try:
+            _, idle = _native_api.executor_submit_chunk(self._pool, task, fn, chunk)
+        except BaseException:
+            del self._futures[task]
+            raise
+        if not idle and len(self._threads) < self._max_workers:
+            self._adjust_thread_count()
+        return f
+
+    def _submit_task(self, task: _Task) -> Future[Any]:
+        """Submit a task as :meth:`WorkerContext.prepare`'s ``resolve_task`` makes it (for
+        :mod:`subinterp_rs.aio`): ``_worker.call_chunk`` tasks run a chunk."""
+        entry, fn, args, kwargs = task
+        if entry is _worker.call_chunk:
+            return self._submit_chunk(fn, tuple(args[0]))
+        return self._submit(fn, args, kwargs)
 
     def _adjust_thread_count(self) -> None:
-        # An idle worker takes the new item; otherwise start one, up to max_workers.
-        if self._idle_semaphore.acquire(timeout=0):
-            return
-        if len(self._threads) < self._max_workers:
-            self._start_worker()
+        # No worker was waiting for work: start one, up to max_workers.
+        with self._shutdown_lock:
+            if not self._shutdown and len(self._threads) < self._max_workers:
+                self._start_worker()
 
     def _start_worker(self) -> None:
-        # When the executor is collected, the weakref callback wakes the workers up, so they
-        # exit and close their interpreters.
-        def weakref_cb(_: object, q: _WorkQueue = self._queue) -> None:
-            q.put(None)
-
+        # Under self._shutdown_lock. When the executor is collected, the finalizer closes the
+        # work queue, so the workers exit and close their interpreters.
         threads = cast("set[threading.Thread]", self._threads)
         ctx = self._new_context()
         t = threading.Thread(
             name=f"{self._thread_name_prefix or self}_{len(threads)}",
             target=_work,
-            args=(weakref.ref(self, weakref_cb), ctx, self._queue),
+            args=(weakref.ref(self), ctx, self._pool, self._futures, self._max_workers),
         )
         t.start()
         threads.add(t)
         self._ready.append(ctx.ready)
-        cast("MutableMapping[threading.Thread, _WorkQueue]", _thread._threads_queues)[t] = (
-            self._queue
-        )
 
     def _initializer_failed(self) -> None:
         with self._shutdown_lock:
@@ -451,13 +494,25 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
                 "usable anymore"
             )
             # Fail every pending future.
-            while True:
-                try:
-                    work_item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if work_item is not None:
-                    work_item.future.set_exception(self.BROKEN(self._broken_reason))
+            for task in _native_api.executor_close(self._pool, True, False):
+                f = self._futures.pop(task, None)
+                if f is not None and f.set_running_or_notify_cancel():
+                    f.set_exception(self.BROKEN(self._broken_reason))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse new tasks; with ``cancel_futures``, cancel those not started; with ``wait``,
+        return once the workers finished the others and closed their interpreters."""
+        with self._shutdown_lock:
+            self._shutdown = True
+            for task in _native_api.executor_close(self._pool, cancel_futures, False):
+                f = self._futures.pop(task, None)
+                if f is not None:
+                    f.cancel()
+        if wait:
+            for t in list(self._threads):
+                t.join()
+
+    shutdown.__doc__ = _futures_base.Executor.shutdown.__doc__
 
     def prewarm(self, wait: bool = True) -> None:
         """Start every worker now (up to ``max_workers``), each creating its interpreter (and
@@ -494,7 +549,9 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
                 iterator raises ``TimeoutError``.
             chunksize: how many calls each task makes: with more than 1, the iterables are
                 cut into chunks of this size, each sent to a worker as one task (for many
-                small calls). The first call that raises ends the iteration there.
+                small calls). The first call that raises ends the iteration there. With 1
+                (the default) and no ``buffersize``, a size is picked from the number of
+                calls: about eight chunks per worker, at most 256 calls each.
             buffersize: how many tasks may be submitted but not yet yielded; the iterables
                 are read as results are taken. ``None``: all are submitted now.
 
@@ -504,7 +561,12 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         """
         _check_map_args(chunksize, buffersize)
         task = self._resolve(fn, (), {})
-        zipped = zip(*iterables, strict=False)
+        zipped: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
+        if chunksize == 1 and buffersize is None:
+            # All calls are submitted now anyway: in chunks, if they are many.
+            items = list(zipped)
+            chunksize = _auto_chunksize(len(items), self._max_workers)
+            zipped = iter(items)
         if chunksize == 1:
             return self._map_tasks(task, zipped, timeout, buffersize)
         chunk_task: _Task = (_worker.call_chunk, fn, (), {})

@@ -58,10 +58,10 @@ unsafe fn values_of(tuple: *mut PyObject, what: &str) -> Option<Vec<Value>> {
 }
 
 /// `(task id, idle workers)` for a submission; null with the error set.
-unsafe fn submitted(pool: i64, work: Work) -> *mut PyObject {
+unsafe fn submitted(pool: i64, task: i64, work: Work) -> *mut PyObject {
     // SAFETY: the GIL is held; PyTuple_SetItem steals the new references.
     unsafe {
-        match executor::submit(pool, work) {
+        match executor::submit(pool, task, work) {
             Ok((id, idle)) => {
                 let t = pyo3_ffi::PyTuple_New(2);
                 if !t.is_null() {
@@ -208,9 +208,10 @@ native_functions! {
         args::integer(executor::create())
     }
 
-    /// Queue callable(*args, **kwargs); (task id, idle workers).
-    fn executor_submit(pool, callable, args, kwargs) {
+    /// Queue callable(*args, **kwargs) as a task; (task, idle workers).
+    fn executor_submit(pool, task, callable, args, kwargs) {
         let Some(pool) = args::int(pool, "pool") else { return std::ptr::null_mut() };
+        let Some(task) = args::int(task, "task") else { return std::ptr::null_mut() };
         if pyo3_ffi::PyTuple_Check(args) == 0 {
             args::set_error(pyo3_ffi::PyExc_TypeError, "args must be a tuple");
             return std::ptr::null_mut();
@@ -239,12 +240,13 @@ native_functions! {
                 }
             }
         }
-        submitted(pool, Work::Call { callable, args, kwargs: kw })
+        submitted(pool, task, Work::Call { callable, args, kwargs: kw })
     }
 
-    /// Queue callable(*args) for each args tuple of items, as one task; (task id, idle workers).
-    fn executor_submit_chunk(pool, callable, items) {
+    /// Queue callable(*args) for each args tuple of items, as one task; (task, idle workers).
+    fn executor_submit_chunk(pool, task, callable, items) {
         let Some(pool) = args::int(pool, "pool") else { return std::ptr::null_mut() };
+        let Some(task) = args::int(task, "task") else { return std::ptr::null_mut() };
         if pyo3_ffi::PyTuple_Check(items) == 0 {
             args::set_error(pyo3_ffi::PyExc_TypeError, "items must be a tuple of tuples");
             return std::ptr::null_mut();
@@ -264,7 +266,7 @@ native_functions! {
             let Some(vs) = values_of(item, "argument") else { return std::ptr::null_mut() };
             all.push(vs);
         }
-        submitted(pool, Work::Chunk { callable, items: all })
+        submitted(pool, task, Work::Chunk { callable, items: all })
     }
 
     /// Wait for tasks; take this worker's share: their ids, or None once closed and empty.

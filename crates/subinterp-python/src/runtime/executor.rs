@@ -90,7 +90,6 @@ impl Pool {
 
 static POOLS: Mutex<Option<HashMap<i64, Arc<Pool>>>> = Mutex::new(None);
 static NEXT_POOL: AtomicI64 = AtomicI64::new(1);
-static NEXT_TASK: AtomicI64 = AtomicI64::new(1);
 
 thread_local! {
     /// The tasks this worker thread took and has not run yet.
@@ -132,14 +131,13 @@ pub enum PoolError {
     Interrupted,
 }
 
-/// Queues `work`; returns its task id and how many workers were waiting for work (none: the
-/// caller may start another). Needs no GIL.
+/// Queues `work` as task `id` (the caller's, unique in the pool); returns it and how many
+/// workers were waiting for work (none: the caller may start another). Needs no GIL.
 ///
 /// # Errors
 /// [`PoolError::NotFound`], [`PoolError::Closed`].
-pub fn submit(pool: i64, work: Work) -> Result<(i64, usize), PoolError> {
+pub fn submit(pool: i64, id: i64, work: Work) -> Result<(i64, usize), PoolError> {
     let p = find(pool).ok_or(PoolError::NotFound)?;
-    let id = NEXT_TASK.fetch_add(1, Ordering::Relaxed);
     let mut st = p.lock();
     if st.closed {
         return Err(PoolError::Closed);
@@ -255,22 +253,64 @@ pub unsafe fn run(interp: i64, ids: &[i64]) -> Result<Vec<(i64, Finished)>, Begi
         return Ok(Vec::new());
     }
     // SAFETY: the caller's contract is `in_interpreter`'s; `run_task` runs under the target's
-    // GIL.
+    // GIL, and the cached callable is dropped there too.
     unsafe {
         run::in_interpreter(interp, || {
+            let mut cache = Callables::default();
             tasks
                 .iter()
-                .map(|t| (t.id, run_task(&t.work)))
+                .map(|t| (t.id, run_task(&t.work, &mut cache)))
                 .collect::<Vec<_>>()
         })
     }
 }
 
-/// Runs one task in the current interpreter.
+/// The callable of the previous task of a batch, when it crossed by name: the next task with
+/// the same one does not import and look it up again (it is the same object anyway).
+#[derive(Default)]
+struct Callables {
+    last: Option<(String, String, Owned)>,
+}
+
+impl Callables {
+    /// The object `callable` describes, rebuilt here (or the one of the previous task).
+    ///
+    /// # Safety
+    /// The target interpreter's GIL is held.
+    unsafe fn get(&mut self, callable: &Value) -> Result<Owned, Failed> {
+        // SAFETY: the GIL is held (contract).
+        unsafe {
+            if let Value::Ref { module, qualname } = callable {
+                if let Some((m, q, obj)) = &self.last {
+                    if m == module && q == qualname {
+                        return Ok(dup(obj));
+                    }
+                }
+                let obj = xi::from_value(callable)
+                    .ok_or_else(|| Failed::Rebuild("the callable".into()))?;
+                self.last = Some((module.clone(), qualname.clone(), dup(&obj)));
+                return Ok(obj);
+            }
+            xi::from_value(callable).ok_or_else(|| Failed::Rebuild("the callable".into()))
+        }
+    }
+}
+
+/// A new reference to `obj`.
+///
+/// # Safety
+/// The GIL of `obj`'s interpreter is held.
+unsafe fn dup(obj: &Owned) -> Owned {
+    // SAFETY: `obj` is alive (owned); the GIL is held (contract).
+    unsafe { Owned::from_borrowed(std::ptr::NonNull::new_unchecked(obj.as_ptr())) }
+}
+
+/// Runs one task in the current interpreter (a builtin is called directly, not from a
+/// `__main__` frame as `call()` does).
 ///
 /// # Safety
 /// The target interpreter's GIL is held.
-unsafe fn run_task(work: &Work) -> Finished {
+unsafe fn run_task(work: &Work, cache: &mut Callables) -> Finished {
     // SAFETY: the GIL is held (contract).
     unsafe {
         match work {
@@ -278,7 +318,10 @@ unsafe fn run_task(work: &Work) -> Finished {
                 callable,
                 args,
                 kwargs,
-            } => match run::call_object(callable, args, kwargs) {
+            } => match cache
+                .get(callable)
+                .and_then(|f| run::call_with(&f, args, kwargs, false))
+            {
                 Ok(obj) => match run::result_value(&obj, Fallback::PickleClosures) {
                     Outcome::Done(v) => Finished::Value(v),
                     other => Finished::Failed(without_value(other)),
@@ -286,9 +329,13 @@ unsafe fn run_task(work: &Work) -> Finished {
                 Err(e) => failed(e, None),
             },
             Work::Chunk { callable, items } => {
+                let f = match cache.get(callable) {
+                    Ok(f) => f,
+                    Err(e) => return failed(e, Some(Vec::new())),
+                };
                 let mut results = Vec::with_capacity(items.len());
                 for args in items {
-                    match run::call_object(callable, args, &[]) {
+                    match run::call_with(&f, args, &[], false) {
                         Ok(obj) => match run::result_value(&obj, Fallback::PickleClosures) {
                             Outcome::Done(v) => results.push(v),
                             other => return Finished::Failed(without_value(other)),

@@ -308,12 +308,33 @@ pub unsafe fn call_object(
     args: &[Value],
     kwargs: &[(String, Value)],
 ) -> Result<Owned, Failed> {
+    // SAFETY: caller holds the GIL.
+    unsafe {
+        let f = xi::from_value(callable).ok_or_else(|| Failed::Rebuild("the callable".into()))?;
+        call_with(&f, args, kwargs, true)
+    }
+}
+
+/// Calls `f` (an object of the current interpreter) with `args` and `kwargs` rebuilt here;
+/// with `main_frame`, a callable other than a Python function is called from a frame whose
+/// globals are `__main__`'s (as the stdlib's `call` does), else directly.
+///
+/// # Errors
+/// [`Failed`], with the Python error left set.
+///
+/// # Safety
+/// The target interpreter's GIL is held on this thread; `f` is alive.
+pub unsafe fn call_with(
+    f: &Owned,
+    args: &[Value],
+    kwargs: &[(String, Value)],
+    main_frame: bool,
+) -> Result<Owned, Failed> {
     // SAFETY: caller holds the GIL; every reference is owned and dropped here.
     unsafe {
         let rebuild = |v: &Value, what: &dyn Fn() -> String| {
             xi::from_value(v).ok_or_else(|| Failed::Rebuild(what()))
         };
-        let f = rebuild(callable, &|| "the callable".to_owned())?;
         let args_tuple =
             Owned::from_owned(pyo3_ffi::PyTuple_New(args.len() as _)).ok_or(Failed::Raised)?;
         for (i, a) in args.iter().enumerate() {
@@ -333,7 +354,7 @@ pub unsafe fn call_object(
             }
             Some(d)
         };
-        if pyo3_ffi::PyFunction_Check(f.as_ptr()) != 0 {
+        if !main_frame || pyo3_ffi::PyFunction_Check(f.as_ptr()) != 0 {
             // A Python function brings its own frame and globals.
             Owned::from_owned(pyo3_ffi::PyObject_Call(
                 f.as_ptr(),
@@ -341,7 +362,7 @@ pub unsafe fn call_object(
                 kw.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr),
             ))
         } else {
-            call_in_main_frame(&f, &args_tuple, kw.as_ref())
+            call_in_main_frame(f, &args_tuple, kw.as_ref())
         }
         .ok_or(Failed::Raised)
     }

@@ -259,6 +259,23 @@ unsafe fn importable_name(obj: *mut PyObject) -> Option<(String, String)> {
         if !is_candidate {
             return None;
         }
+        let cache = name_cache();
+        if let Some(cache) = cache {
+            let hit = pyo3_ffi::PyDict_GetItemWithError(cache, obj); // borrowed
+            if !hit.is_null() && pyo3_ffi::PyTuple_Check(hit) != 0 {
+                let module = pyutil::str_to_string(pyo3_ffi::PyTuple_GetItem(hit, 0));
+                let qualname = pyutil::str_to_string(pyo3_ffi::PyTuple_GetItem(hit, 1));
+                if let (Some(m), Some(q)) = (module, qualname) {
+                    // Still what the module holds under that name (not replaced since)?
+                    let found = resolve(&m, &q);
+                    pyo3_ffi::PyErr_Clear();
+                    if found.is_some_and(|f| f.as_ptr() == obj) {
+                        return Some((m, q));
+                    }
+                }
+            }
+            pyo3_ffi::PyErr_Clear();
+        }
         let module = pyutil::getattr_string(obj, c"__module__")?;
         let qualname = pyutil::getattr_string(obj, c"__qualname__")?;
         if module == "__main__" || module == "__mp_main__" || qualname.contains('<') {
@@ -266,7 +283,62 @@ unsafe fn importable_name(obj: *mut PyObject) -> Option<(String, String)> {
         }
         let found = resolve(&module, &qualname);
         pyo3_ffi::PyErr_Clear();
-        (found?.as_ptr() == obj).then_some((module, qualname))
+        if found?.as_ptr() != obj {
+            return None;
+        }
+        if let Some(cache) = cache {
+            remember_name(cache, obj, &module, &qualname);
+        }
+        Some((module, qualname))
+    }
+}
+
+/// How many objects [`importable_name`] remembers per interpreter (then it starts over).
+const NAME_CACHE_MAX: isize = 512;
+
+/// This interpreter's `{object: (module, qualname)}` of the objects found importable (held,
+/// so an address is never reused while remembered), in its state dict. A hit is checked
+/// again against the module (the name may have been bound to another object since).
+///
+/// # Safety
+/// The current interpreter's GIL is held.
+unsafe fn name_cache() -> Option<*mut PyObject> {
+    const KEY: &std::ffi::CStr = c"subinterp_rs.importable_names";
+    // SAFETY: the GIL is held; the dict is kept alive by the state dict.
+    unsafe {
+        let state = pyo3_ffi::PyInterpreterState_GetDict(pyo3_ffi::PyInterpreterState_Get());
+        if state.is_null() {
+            return None;
+        }
+        let hit = pyo3_ffi::PyDict_GetItemString(state, KEY.as_ptr());
+        if !hit.is_null() {
+            return Some(hit);
+        }
+        let fresh = Owned::from_owned(pyo3_ffi::PyDict_New())?;
+        if pyo3_ffi::PyDict_SetItemString(state, KEY.as_ptr(), fresh.as_ptr()) < 0 {
+            pyo3_ffi::PyErr_Clear();
+            return None;
+        }
+        Some(fresh.as_ptr())
+    }
+}
+
+/// Remembers that `obj` is importable as `module.qualname` (errors cleared).
+///
+/// # Safety
+/// The current interpreter's GIL is held; `cache` is [`name_cache`]'s dict.
+unsafe fn remember_name(cache: *mut PyObject, obj: *mut PyObject, module: &str, qualname: &str) {
+    // SAFETY: the GIL is held; references are owned and dropped here.
+    unsafe {
+        if pyo3_ffi::PyDict_Size(cache) >= NAME_CACHE_MAX {
+            pyo3_ffi::PyDict_Clear(cache);
+        }
+        if let (Some(m), Some(q)) = (pyutil::new_str(module), pyutil::new_str(qualname)) {
+            if let Some(t) = Owned::from_owned(pyo3_ffi::PyTuple_Pack(2, m.as_ptr(), q.as_ptr())) {
+                pyo3_ffi::PyDict_SetItem(cache, obj, t.as_ptr());
+            }
+        }
+        pyo3_ffi::PyErr_Clear();
     }
 }
 
