@@ -142,17 +142,23 @@ def executor_submit_chunk(
     """Queue ``callable(*args)`` for each ``args`` of ``items`` as one task;
     ``(task, idle workers)``."""
 
-def executor_take(pool: int, max: int, workers: int) -> list[int] | None:
-    """Wait (GIL released) for tasks, take this worker's share (their ids); ``None`` once the
-    queue is closed and empty."""
+def executor_work(
+    pool: int, interp: int, max: int, workers: int
+) -> list[tuple[int, int, Any]] | None:
+    """Wait (GIL released) for tasks, take this worker's share, run it inside interpreter
+    ``interp``: ``[(id, kind, payload)]`` (kind 0 a result, 1 an exception, 2 a chunk's results,
+    3 a chunk's ``(results before, exception)``, 4 cancelled before it started); ``None`` once
+    the queue is closed and empty."""
 
-def executor_run(interp: int, ids: list[int]) -> list[tuple[int, int, Any]]:
-    """Run the taken tasks listed in ``ids`` inside interpreter ``interp`` (the others taken
-    are dropped); ``[(id, kind, payload)]``: kind 0 a result, 1 an exception, 2 a chunk's
-    results, 3 a chunk's ``(results before, exception)``."""
+def executor_started(pool: int, task: int) -> bool:
+    """Whether task ``task`` has started (and not finished)."""
+
+def executor_cancel(pool: int, task: int) -> bool:
+    """Cancel task ``task`` if it has not started; whether it was."""
 
 def executor_close(pool: int, cancel: bool, forget: bool) -> list[int]:
-    """Close the work queue (``cancel``: drop what is queued); the dropped task ids."""
+    """Close the work queue (``cancel``: drop what is queued, cancel what was taken but not
+    started); those task ids."""
 
 def _set_crossing_max_bytes(n: int) -> int:
     """Set the largest encoding a container crossing as data may take (bytes; a negative

@@ -39,13 +39,14 @@ __all__ = [
     "destroy",
     "disarm",
     "excinfo_of",
+    "exec",
+    "executor_cancel",
     "executor_close",
     "executor_create",
-    "executor_run",
+    "executor_started",
     "executor_submit",
     "executor_submit_chunk",
-    "executor_take",
-    "exec",
+    "executor_work",
     "exit_hook",
     "get_current",
     "get_main",
@@ -209,12 +210,18 @@ def executor_submit_chunk(
     return _native.executor_submit_chunk(pool=pool, task=task, callable=callable, items=items)
 
 
-def executor_take(pool: int, max: int, workers: int) -> list[int] | None:
-    return _native.executor_take(pool=pool, max=max, workers=workers)
+def executor_work(
+    pool: int, interp: int, max: int, workers: int
+) -> list[tuple[int, int, Any]] | None:
+    return _native.executor_work(pool=pool, interp=interp, max=max, workers=workers)
 
 
-def executor_run(interp: int, ids: list[int]) -> list[tuple[int, int, Any]]:
-    return _native.executor_run(interp=interp, ids=ids)
+def executor_started(pool: int, task: int) -> bool:
+    return _native.executor_started(pool=pool, task=task)
+
+
+def executor_cancel(pool: int, task: int) -> bool:
+    return _native.executor_cancel(pool=pool, task=task)
 
 
 def executor_close(pool: int, cancel: bool, forget: bool) -> list[int]:

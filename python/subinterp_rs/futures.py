@@ -61,12 +61,11 @@ from __future__ import annotations
 
 import collections
 import itertools
-import queue
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import _base as _futures_base
 from concurrent.futures import thread as _thread
@@ -289,43 +288,60 @@ def _work(
         return
     finally:
         ctx.ready.set()
-    take, run = _native_api.executor_take, _native_api.executor_run
+    work = _native_api.executor_work
     try:
         assert ctx.interp is not None
         interp = ctx.interp.id
         while True:
-            ids = take(pool, _BATCH, max_workers)
-            if ids is None:
+            done = work(pool, interp, _BATCH, max_workers)
+            if done is None:
                 return  # shut down (or the executor was collected), and nothing queued
-            running = []
-            for i in ids:
-                f = futures.get(i)
-                if f is not None and f.set_running_or_notify_cancel():
-                    running.append(i)
-                else:
-                    futures.pop(i, None)
-            if not running:
-                continue
-            try:
-                done = run(interp, running)
-            except BaseException as exc:
-                for i in running:
-                    futures.pop(i).set_exception(exc)
-                del exc
-                continue
             for i, kind, payload in done:
-                f = futures.pop(i)
+                f = futures.pop(i, None)
+                if f is None:
+                    continue  # cancelled by shutdown(cancel_futures=True)
                 if kind == 0 or kind == 2:
                     f.set_result(payload)
                 elif kind == 1:
                     f.set_exception(payload)
-                else:
+                elif kind == 3:
                     f.set_exception(_ChunkFailed(*payload))
+                else:  # cancelled before it started: it did not run
+                    _notify_cancelled(f)
             del done, payload, f
     except BaseException:
         _LOGGER.critical("Exception in worker", exc_info=True)
     finally:
         ctx.finalize()
+
+
+def _notify_cancelled(f: Future[Any]) -> None:
+    """Cancel ``f`` (its task will not run) and tell its waiters, once."""
+    Future.cancel(f)
+    if f._state == _futures_base.CANCELLED:
+        f.set_running_or_notify_cancel()
+
+
+class _TaskFuture(Future[Any]):
+    """The future of a task in the native queue: :meth:`cancel` wins only against a task not
+    started (the worker that takes it races for the same native state)."""
+
+    _pool = 0
+    _task = 0
+
+    def cancel(self) -> bool:
+        """Cancel the call if it has not started; whether it is cancelled."""
+        if self._state == _futures_base.PENDING and not _native_api.executor_cancel(
+            self._pool, self._task
+        ):
+            return False  # started, in its worker (still PENDING here until it is done)
+        return super().cancel()
+
+    def running(self) -> bool:
+        """Whether the call is running (in its worker's interpreter)."""
+        if self._state == _futures_base.PENDING:
+            return _native_api.executor_started(self._pool, self._task)
+        return super().running()
 
 
 _live: weakref.WeakSet[InterpreterPoolExecutor] = weakref.WeakSet()
@@ -430,32 +446,41 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
     def _submit(self, fn: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
         # No lock: the native queue has its own, and a closed one refuses the task.
         self._check_usable()
-        f: Future[Any] = Future()
-        task = self._next_task()
+        f = _TaskFuture()
+        f._pool = self._pool
+        f._task = task = self._next_task()
         self._futures[task] = f
         try:
             _, idle = _native_api.executor_submit(self._pool, task, fn, args, kwargs or None)
-        except BaseException:
-            del self._futures[task]
-            if self._broken:
-                raise self.BROKEN(self._broken_reason) from None
-            raise
+        except Exception as exc:
+            return self._not_submitted(task, f, exc)
         if not idle and len(self._threads) < self._max_workers:
             self._adjust_thread_count()
         return f
 
     def _submit_chunk(self, fn: object, chunk: tuple[tuple[Any, ...], ...]) -> Future[Any]:
         self._check_usable()
-        f: Future[Any] = Future()
-        task = self._next_task()
+        f = _TaskFuture()
+        f._pool = self._pool
+        f._task = task = self._next_task()
         self._futures[task] = f
         try:
             _, idle = _native_api.executor_submit_chunk(self._pool, task, fn, chunk)
-        except BaseException:
-            del self._futures[task]
-            raise
+        except Exception as exc:
+            return self._not_submitted(task, f, exc)
         if not idle and len(self._threads) < self._max_workers:
             self._adjust_thread_count()
+        return f
+
+    def _not_submitted(self, task: int, f: Future[Any], exc: Exception) -> Future[Any]:
+        """A task the native queue refused: closed meanwhile (raise), or a value that could not
+        cross (its future fails, as a thread pool's would when the call fails)."""
+        del self._futures[task]
+        if self._broken:
+            raise self.BROKEN(self._broken_reason) from None
+        if self._shutdown or _thread._shutdown:
+            raise exc
+        f.set_exception(exc)
         return f
 
     def _submit_task(self, task: _Task) -> Future[Any]:
@@ -496,7 +521,7 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
             # Fail every pending future.
             for task in _native_api.executor_close(self._pool, True, False):
                 f = self._futures.pop(task, None)
-                if f is not None and f.set_running_or_notify_cancel():
+                if f is not None and f._state == _futures_base.PENDING:
                     f.set_exception(self.BROKEN(self._broken_reason))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -507,7 +532,7 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
             for task in _native_api.executor_close(self._pool, cancel_futures, False):
                 f = self._futures.pop(task, None)
                 if f is not None:
-                    f.cancel()
+                    _notify_cancelled(f)
         if wait:
             for t in list(self._threads):
                 t.join()

@@ -6,7 +6,7 @@ use pyo3_ffi::{PyObject, Py_ssize_t};
 use super::interp_fns::{begin_error, not_shareable, outcome};
 use super::raise::{self, Exc};
 use super::{args, native_functions};
-use crate::runtime::executor::{self, Finished, PoolError, Work};
+use crate::runtime::executor::{self, Finished, PoolError, Work, WorkError};
 use crate::runtime::xi::{self, Fallback, Value};
 use crate::runtime::{excinfo::ExcInfo, pyutil};
 use subinterp_rs::owned::Owned;
@@ -133,7 +133,8 @@ unsafe fn tuple_of(values: &[Value]) -> *mut PyObject {
 }
 
 /// `(id, kind, payload)` for a finished task: kind 0, the result; 1, the exception; 2, a
-/// chunk's results (a tuple); 3, a chunk's failure, `(results before, exception)`. A result
+/// chunk's results (a tuple); 3, a chunk's failure, `(results before, exception)`; 4,
+/// cancelled before it started (`None`). A result
 /// that cannot be rebuilt here gives kind 1 with `NotShareableError`.
 unsafe fn finished_tuple(id: i64, fin: Finished) -> *mut PyObject {
     // SAFETY: the GIL is held; new references are handed to PyTuple_Pack's result (which
@@ -163,6 +164,7 @@ unsafe fn finished_tuple(id: i64, fin: Finished) -> *mut PyObject {
                 }
             }
             Finished::Failed(out) => (1, outcome_exception(out)),
+            Finished::Cancelled => (4, args::none()),
         };
         if payload.is_null() {
             return std::ptr::null_mut();
@@ -269,40 +271,33 @@ native_functions! {
         submitted(pool, task, Work::Chunk { callable, items: all })
     }
 
-    /// Wait for tasks; take this worker's share: their ids, or None once closed and empty.
-    fn executor_take(pool, max, workers) {
+    /// Wait for tasks, take this worker's share, run it inside the interpreter: [(id, kind, payload)], or None once closed and empty.
+    fn executor_work(pool, interp, max, workers) {
         let Some(pool) = args::int(pool, "pool") else { return std::ptr::null_mut() };
+        let Some(interp) = args::int(interp, "interp") else { return std::ptr::null_mut() };
         let Some(max) = args::int(max, "max") else { return std::ptr::null_mut() };
         let Some(workers) = args::int(workers, "workers") else { return std::ptr::null_mut() };
-        match executor::take(pool, max.max(1) as usize, workers.max(1) as usize) {
-            Ok(Some(ids)) => {
+        let done = match executor::work(pool, interp, max.max(1) as usize, workers.max(1) as usize) {
+            Ok(Some(done)) => done,
+            Ok(None) => return args::none(),
+            Err(WorkError::Pool(e)) => return pool_error(pool, e),
+            Err(WorkError::Begin(e, ids)) => {
+                // The tasks taken did not run: each gets the error.
+                begin_error(interp, e);
+                let exc = pyo3_ffi::PyErr_GetRaisedException();
                 let list = pyo3_ffi::PyList_New(ids.len() as Py_ssize_t);
-                if list.is_null() { return list; }
+                if list.is_null() { pyo3_ffi::Py_XDECREF(exc); return list; }
                 for (i, id) in ids.iter().enumerate() {
-                    pyo3_ffi::PyList_SET_ITEM(list, i as Py_ssize_t, args::integer(*id));
+                    let id_obj = args::integer(*id);
+                    let kind = args::integer(1);
+                    let t = pyo3_ffi::PyTuple_Pack(3, id_obj, kind, exc);
+                    pyo3_ffi::Py_DECREF(id_obj);
+                    pyo3_ffi::Py_DECREF(kind);
+                    pyo3_ffi::PyList_SET_ITEM(list, i as Py_ssize_t, t);
                 }
-                list
+                pyo3_ffi::Py_XDECREF(exc);
+                return list;
             }
-            Ok(None) => args::none(),
-            Err(e) => pool_error(pool, e),
-        }
-    }
-
-    /// Run the taken tasks listed in ids inside the interpreter; [(id, kind, payload)].
-    fn executor_run(interp, ids) {
-        let Some(interp) = args::int(interp, "interp") else { return std::ptr::null_mut() };
-        if pyo3_ffi::PyList_Check(ids) == 0 {
-            args::set_error(pyo3_ffi::PyExc_TypeError, "ids must be a list");
-            return std::ptr::null_mut();
-        }
-        let mut wanted = Vec::with_capacity(pyo3_ffi::PyList_Size(ids) as usize);
-        for i in 0..pyo3_ffi::PyList_Size(ids) {
-            let Some(id) = args::int(pyo3_ffi::PyList_GetItem(ids, i), "id") else { return std::ptr::null_mut() };
-            wanted.push(id);
-        }
-        let done = match executor::run(interp, &wanted) {
-            Ok(done) => done,
-            Err(e) => return begin_error(interp, e),
         };
         let list = pyo3_ffi::PyList_New(done.len() as Py_ssize_t);
         if list.is_null() { return list; }
@@ -312,6 +307,20 @@ native_functions! {
             pyo3_ffi::PyList_SET_ITEM(list, i as Py_ssize_t, t);
         }
         list
+    }
+
+    /// Whether a task has started (and not finished).
+    fn executor_started(pool, task) {
+        let Some(pool) = args::int(pool, "pool") else { return std::ptr::null_mut() };
+        let Some(task) = args::int(task, "task") else { return std::ptr::null_mut() };
+        args::boolean(executor::started(pool, task))
+    }
+
+    /// Cancel a task that has not started; whether it was.
+    fn executor_cancel(pool, task) {
+        let Some(pool) = args::int(pool, "pool") else { return std::ptr::null_mut() };
+        let Some(task) = args::int(task, "task") else { return std::ptr::null_mut() };
+        args::boolean(executor::cancel(pool, task))
     }
 
     /// Close the work queue (cancel: drop what is queued); the dropped task ids.

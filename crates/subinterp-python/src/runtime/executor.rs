@@ -4,15 +4,14 @@
 //! A pool is a queue of [`Task`]s (plain data: the callable and arguments as [`Value`]s) behind
 //! one mutex, with a condition variable. [`submit`] pushes a task (the values were read under
 //! the submitter's GIL). A worker thread (a Python thread of the pool's interpreter, one
-//! interpreter of its own) calls [`take`], which waits with its GIL released and takes several
-//! tasks at once (its share of the queue), then, once the futures of those tasks were marked
-//! running (or cancelled), [`run`] them all inside its interpreter in one visit, and hands the
-//! results back together. [`close`] ends the pool: workers take what is left, then stop; with
+//! interpreter of its own) calls [`work`], which waits with its GIL released, takes several
+//! tasks at once (its share of the queue) and runs them all inside its interpreter in one
+//! visit ([`work`]), handing the results back together. A task is cancelled ([`cancel`]) by
+//! an atomic state the worker also sets when it starts it: one of the two wins. [`close`] ends the pool: workers take what is left, then stop; with
 //! `cancel`, what is left is dropped and its ids returned, for their futures to be cancelled.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -43,10 +42,18 @@ pub enum Work {
     },
 }
 
-/// One submitted task.
+/// A task not started yet (it may be cancelled).
+const PENDING: u8 = 0;
+/// A task started (it can no longer be cancelled).
+const STARTED: u8 = 1;
+/// A task cancelled before it started (it will not run).
+const CANCELLED: u8 = 2;
+
+/// One submitted task, and its state, which [`cancel`] and the worker that runs it race for.
 pub struct Task {
     id: i64,
     work: Work,
+    state: Arc<AtomicU8>,
 }
 
 /// What running a task gave: plain data, rebuilt in the pool's interpreter.
@@ -67,12 +74,16 @@ pub enum Finished {
     },
     /// The result could not cross, or the callable or an argument could not be rebuilt inside.
     Failed(Outcome<()>),
+    /// It was cancelled before it started: it did not run.
+    Cancelled,
 }
 
 struct State {
     queue: VecDeque<Task>,
+    /// The state of every task submitted and not finished, by id (for [`cancel`]).
+    states: HashMap<i64, Arc<AtomicU8>>,
     closed: bool,
-    /// Workers waiting in [`take`].
+    /// Workers waiting in [`work`].
     idle: usize,
 }
 
@@ -91,11 +102,6 @@ impl Pool {
 static POOLS: Mutex<Option<HashMap<i64, Arc<Pool>>>> = Mutex::new(None);
 static NEXT_POOL: AtomicI64 = AtomicI64::new(1);
 
-thread_local! {
-    /// The tasks this worker thread took and has not run yet.
-    static TAKEN: RefCell<Vec<Task>> = const { RefCell::new(Vec::new()) };
-}
-
 fn pools() -> MutexGuard<'static, Option<HashMap<i64, Arc<Pool>>>> {
     POOLS.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -111,6 +117,7 @@ pub fn create() -> i64 {
     let pool = Arc::new(Pool {
         state: Mutex::new(State {
             queue: VecDeque::new(),
+            states: HashMap::new(),
             closed: false,
             idle: 0,
         }),
@@ -142,15 +149,18 @@ pub fn submit(pool: i64, id: i64, work: Work) -> Result<(i64, usize), PoolError>
     if st.closed {
         return Err(PoolError::Closed);
     }
-    st.queue.push_back(Task { id, work });
+    let state = Arc::new(AtomicU8::new(PENDING));
+    st.states.insert(id, Arc::clone(&state));
+    st.queue.push_back(Task { id, work, state });
     let idle = st.idle;
     drop(st);
     p.ready.notify_one();
     Ok((id, idle))
 }
 
-/// Closes the pool: no more submissions; workers take what is queued, then [`take`] returns
-/// `None`. With `cancel`, the queued tasks are dropped and their ids returned. Also forgets
+/// Closes the pool: no more submissions; workers take what is queued, then [`work`] returns
+/// `None`. With `cancel`, the queued tasks are dropped, those taken but not started
+/// cancelled, and the ids of both returned. Also forgets
 /// the pool when `forget` (its last worker is gone). Needs no GIL.
 pub fn close(pool: i64, cancel: bool, forget: bool) -> Vec<i64> {
     let Some(p) = find(pool) else {
@@ -163,6 +173,21 @@ pub fn close(pool: i64, cancel: bool, forget: bool) -> Vec<i64> {
     } else {
         Vec::new()
     };
+    for t in &dropped {
+        st.states.remove(&t.id);
+    }
+    let mut ids: Vec<i64> = dropped.iter().map(|t| t.id).collect();
+    if cancel {
+        // Taken by a worker but not started: they will not run either.
+        for (&id, state) in &st.states {
+            if state
+                .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                ids.push(id);
+            }
+        }
+    }
     drop(st);
     p.ready.notify_all();
     if forget {
@@ -170,7 +195,17 @@ pub fn close(pool: i64, cancel: bool, forget: bool) -> Vec<i64> {
             m.remove(&pool);
         }
     }
-    dropped.iter().map(|t| t.id).collect()
+    ids
+}
+
+/// Whether task `id` has started (in its worker; `false` once it finished). Needs no GIL.
+pub fn started(pool: i64, id: i64) -> bool {
+    find(pool).is_some_and(|p| {
+        p.lock()
+            .states
+            .get(&id)
+            .is_some_and(|s| s.load(Ordering::Acquire) == STARTED)
+    })
 }
 
 /// Closes every pool (process exit): their workers stop once the queues are empty. Needs no
@@ -185,23 +220,42 @@ pub fn close_all() {
     }
 }
 
+/// Cancels task `id` if it has not started: it will not run. Returns whether it was
+/// cancelled (`false`: it started, finished, or is unknown). Needs no GIL.
+pub fn cancel(pool: i64, id: i64) -> bool {
+    let Some(p) = find(pool) else {
+        return false;
+    };
+    let st = p.lock();
+    st.states.get(&id).is_some_and(|s| {
+        s.compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    })
+}
+
 /// Waits, with the caller's GIL released, until the pool has tasks or is closed, then takes
-/// this worker's share: `ceil(queued / workers)`, at most `max`, at least one. Returns their
-/// ids (the tasks are kept for [`run`] on this thread), or `None` when the pool is closed and
+/// this worker's share (`ceil(queued / workers)`, at most `max`, at least one) and runs them
+/// inside interpreter `interp` in one visit ([`run::in_interpreter`]); a task cancelled
+/// before it starts is skipped. Returns their results, or `None` when the pool is closed and
 /// empty, or the process is exiting.
 ///
 /// # Errors
-/// [`PoolError::NotFound`]; [`PoolError::Interrupted`] (a signal handler raised; the error is
-/// set).
+/// [`WorkError::Pool`] (`NotFound`, or `Interrupted`: a signal handler raised, the error is
+/// set); [`WorkError::Begin`] as [`run::in_interpreter`] (the tasks taken did not run: their
+/// ids come with it).
 ///
 /// # Safety
-/// A thread state is attached to this thread.
-pub unsafe fn take(pool: i64, max: usize, workers: usize) -> Result<Option<Vec<i64>>, PoolError> {
+/// As [`run::in_interpreter`].
+pub unsafe fn work(
+    pool: i64,
+    interp: i64,
+    max: usize,
+    workers: usize,
+) -> Result<Option<Vec<(i64, Finished)>>, WorkError> {
     const SIGNAL_CHECK: Duration = Duration::from_millis(100);
-    let p = find(pool).ok_or(PoolError::NotFound)?;
-    TAKEN.with_borrow_mut(Vec::clear);
+    let p = find(pool).ok_or(WorkError::Pool(PoolError::NotFound))?;
     let mut st = p.lock();
-    loop {
+    let tasks = loop {
         if !st.queue.is_empty() {
             let share = st.queue.len().div_ceil(workers.max(1)).clamp(1, max.max(1));
             let tasks: Vec<Task> = st.queue.drain(..share).collect();
@@ -210,9 +264,7 @@ pub unsafe fn take(pool: i64, max: usize, workers: usize) -> Result<Option<Vec<i
             if more {
                 p.ready.notify_one();
             }
-            let ids = tasks.iter().map(|t| t.id).collect();
-            TAKEN.with_borrow_mut(|t| *t = tasks);
-            return Ok(Some(ids));
+            break tasks;
         }
         if st.closed || lifecycle::is_shut_down() {
             return Ok(None);
@@ -232,37 +284,49 @@ pub unsafe fn take(pool: i64, max: usize, workers: usize) -> Result<Option<Vec<i
         unsafe { pyo3_ffi::PyEval_RestoreThread(saved) };
         // SAFETY: the GIL is held again.
         if unsafe { pyo3_ffi::PyErr_CheckSignals() } < 0 {
-            return Err(PoolError::Interrupted);
+            return Err(WorkError::Pool(PoolError::Interrupted));
         }
         st = p.lock();
-    }
-}
-
-/// Runs, inside interpreter `interp`, those tasks this thread took with [`take`] whose ids
-/// are in `ids` (the others, cancelled, are dropped), in one visit; returns their results.
-///
-/// # Errors
-/// As [`run::in_interpreter`] (no task ran then; they are dropped).
-///
-/// # Safety
-/// As [`run::in_interpreter`].
-pub unsafe fn run(interp: i64, ids: &[i64]) -> Result<Vec<(i64, Finished)>, BeginError> {
-    let mut tasks = TAKEN.with_borrow_mut(std::mem::take);
-    tasks.retain(|t| ids.contains(&t.id));
-    if tasks.is_empty() {
-        return Ok(Vec::new());
-    }
+    };
     // SAFETY: the caller's contract is `in_interpreter`'s; `run_task` runs under the target's
     // GIL, and the cached callable is dropped there too.
-    unsafe {
+    let done = unsafe {
         run::in_interpreter(interp, || {
             let mut cache = Callables::default();
             tasks
                 .iter()
-                .map(|t| (t.id, run_task(&t.work, &mut cache)))
+                .map(|t| {
+                    let started = t
+                        .state
+                        .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok();
+                    let fin = if started {
+                        run_task(&t.work, &mut cache)
+                    } else {
+                        Finished::Cancelled
+                    };
+                    (t.id, fin)
+                })
                 .collect::<Vec<_>>()
         })
+    };
+    let mut st = p.lock();
+    for t in &tasks {
+        st.states.remove(&t.id);
     }
+    drop(st);
+    match done {
+        Ok(done) => Ok(Some(done)),
+        Err(e) => Err(WorkError::Begin(e, tasks.iter().map(|t| t.id).collect())),
+    }
+}
+
+/// Why [`work`] failed.
+pub enum WorkError {
+    /// The pool is gone, or the wait was interrupted.
+    Pool(PoolError),
+    /// The interpreter could not be entered: the tasks taken (ids) did not run.
+    Begin(BeginError, Vec<i64>),
 }
 
 /// The callable of the previous task of a batch, when it crossed by name: the next task with
