@@ -195,30 +195,45 @@ fn state_dict_needs_the_matching_scope() {
     assert!(b.state_dict(&sa).is_none());
 }
 
-#[test]
-fn close_while_running_in_another_thread_is_refused() {
-    init();
-    let mut si = Subinterpreter::create_default().unwrap();
+/// A thread of `si`'s: it activates `si` (flagging it running `__main__` if `running_main`),
+/// detaches, keeping its thread state alive, and waits; returned once it waits, with the
+/// sender that lets it go (it re-attaches, clears the flag and leaves) and its handle.
+fn held_by_another_thread(
+    si: &Subinterpreter,
+    running_main: bool,
+) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
     let (started_tx, started_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let si_ptr = si.as_ptr() as usize;
     let worker = thread::spawn(move || {
-        // SAFETY: the interpreter outlives this thread (joined before the final close).
+        // SAFETY: the interpreter outlives this thread (the caller joins it before closing).
         let view = unsafe { Subinterpreter::from_raw(si_ptr as *mut _) };
         let _scope = ScopedActivate::new(&view).unwrap();
-        // SAFETY: its GIL is held through the scope.
-        assert!(unsafe { subinterp_rs::ffi_ext::set_running_main(view.as_ptr()) });
-        started_tx.send(()).unwrap();
-        // Wait without holding the GIL.
-        // SAFETY: re-attached right after.
+        if running_main {
+            // SAFETY: its GIL is held through the scope.
+            assert!(unsafe { subinterp_rs::ffi_ext::set_running_main(view.as_ptr()) });
+        }
+        // SAFETY: detach (keeping the thread state alive) while waiting without the GIL;
+        // re-attached right after, before the flag is cleared under the GIL.
         unsafe {
             let t = pyo3_ffi::PyEval_SaveThread();
+            started_tx.send(()).unwrap();
             stop_rx.recv().unwrap();
             pyo3_ffi::PyEval_RestoreThread(t);
-            subinterp_rs::ffi_ext::set_not_running_main(view.as_ptr());
+            if running_main {
+                subinterp_rs::ffi_ext::set_not_running_main(view.as_ptr());
+            }
         }
     });
     started_rx.recv().unwrap();
+    (stop_tx, worker)
+}
+
+#[test]
+fn close_while_running_in_another_thread_is_refused() {
+    init();
+    let mut si = Subinterpreter::create_default().unwrap();
+    let (stop_tx, worker) = held_by_another_thread(&si, true);
     assert_eq!(si.try_close(), Err(Error::Running));
     assert!(!si.is_empty(), "a refused close leaves the handle usable");
     stop_tx.send(()).unwrap();
@@ -230,22 +245,7 @@ fn close_while_running_in_another_thread_is_refused() {
 fn close_with_a_foreign_thread_state_is_refused() {
     init();
     let mut si = Subinterpreter::create_default().unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let si_ptr = si.as_ptr() as usize;
-    let worker = thread::spawn(move || {
-        // SAFETY: the interpreter outlives this thread.
-        let view = unsafe { Subinterpreter::from_raw(si_ptr as *mut _) };
-        let _scope = ScopedActivate::new(&view).unwrap();
-        // SAFETY: detach (keeping the thread state alive) while waiting; re-attach after.
-        unsafe {
-            let t = pyo3_ffi::PyEval_SaveThread();
-            started_tx.send(()).unwrap();
-            stop_rx.recv().unwrap();
-            pyo3_ffi::PyEval_RestoreThread(t);
-        }
-    });
-    started_rx.recv().unwrap();
+    let (stop_tx, worker) = held_by_another_thread(&si, false);
     assert_eq!(
         si.try_close(),
         Err(Error::ThreadsAlive {

@@ -6,12 +6,11 @@ process (``python script.py``), so its ``__main__`` is a file, as in a user's pr
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from _helpers import run_python
 
 pytest.importorskip("psutil")
 
@@ -36,18 +35,9 @@ def run_script(tmp_path: Path, body: str, *, prelude: str = _PRELUDE) -> list[st
     last)."""
     script = tmp_path / "prog.py"
     script.write_text(prelude + textwrap.dedent(body))
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-    )
-    detail = f"rc={proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-    assert proc.returncode == 0, detail
-    assert "Fatal Python error" not in proc.stderr, detail
-    lines = proc.stdout.splitlines()
-    assert lines[-1:] == ["OK"], detail
+    ran = run_python(str(script), timeout=180, cwd=tmp_path, check=True)
+    lines = ran.lines()
+    assert lines[-1:] == ["OK"], ran.detail()
     return lines[:-1]
 
 

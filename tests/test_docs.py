@@ -11,14 +11,12 @@ line ``<!-- docs-test: skip REASON -->`` right before it (invisible on GitHub an
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _helpers import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
@@ -103,16 +101,11 @@ def test_python_block_runs(block: Block, tmp_path: Path) -> None:
         pytest.skip(block.marker)
     script = tmp_path / "example.py"
     script.write_text(block.body, encoding="utf-8")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.run(
-        [sys.executable, str(script)],
+    proc = run_python(
+        str(script),
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
+        env={"PYTHONUNBUFFERED": "1", "PYTHONPATH": None},
         timeout=TIMEOUT,
-        check=False,
     )
     report = (
         f"{block.where}: exit {proc.returncode}\n--- stdout:\n{proc.stdout}\n"

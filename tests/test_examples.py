@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from _helpers import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -15,16 +14,7 @@ TIMEOUT = 300
 
 def run(*args: str) -> str:
     """Run ``python ARGS...`` in the project root; its stdout (it must exit 0, cleanly)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    proc = run_python(*args, cwd=ROOT, env={"PYTHONUNBUFFERED": "1"}, timeout=TIMEOUT)
     report = f"exit {proc.returncode}\n--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}"
     assert proc.returncode == 0, report
     # A failure in a thread (call_in_thread discards them) is only printed to stderr.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import textwrap
 import traceback
@@ -19,11 +18,10 @@ from typing import Any
 import pytest
 import support_fidelity as sfid
 import support_futures as sf
-from _helpers import run_snippet
+from _helpers import run_python, run_snippet, stdlib_interpreters
 from subinterp_rs import NotShareableError, Subinterpreter, interpreters
 from subinterp_rs.aio import AsyncInterpreterPool
 from subinterp_rs.futures import InterpreterPoolExecutor
-from support_interpreters import stdlib_interpreters
 
 STDLIB = stdlib_interpreters() if sys.version_info >= (3, 14) else None
 """``concurrent.interpreters`` (3.14+), the reference; ``None`` before."""
@@ -174,8 +172,8 @@ def test_thread_started_inside_execs_into_its_interpreter(mod: Any) -> None:
 # -- hash and equality across close() ----------------------------------------------------------
 
 
-def test_subinterpreter_hash_and_equality_survive_close() -> None:
-    a, b = Subinterpreter.create(), Subinterpreter.create()
+def _hash_and_equality_survive_close(create: Any) -> None:
+    a, b = create(), create()
     keyed = {a: "a", b: "b"}
     hashes = hash(a), hash(b)
     a.close()
@@ -184,19 +182,15 @@ def test_subinterpreter_hash_and_equality_survive_close() -> None:
     assert a != b
     assert keyed[a] == "a"
     assert keyed[b] == "b"
+
+
+def test_subinterpreter_hash_and_equality_survive_close() -> None:
+    _hash_and_equality_survive_close(Subinterpreter.create)
 
 
 @both
 def test_interpreter_hash_and_equality_survive_close(mod: Any) -> None:
-    a, b = mod.create(), mod.create()
-    keyed = {a: "a", b: "b"}
-    hashes = hash(a), hash(b)
-    a.close()
-    b.close()
-    assert (hash(a), hash(b)) == hashes
-    assert a != b
-    assert keyed[a] == "a"
-    assert keyed[b] == "b"
+    _hash_and_equality_survive_close(mod.create)
 
 
 # -- the warning at exit -----------------------------------------------------------------------
@@ -233,15 +227,12 @@ def test_exit_without_open_interpreters_does_not_warn() -> None:
 def test_exit_of_the_repl_with_interpreters_open_warns(name: str) -> None:
     if name == "concurrent.interpreters" and STDLIB is None:
         pytest.skip("the stdlib's module: 3.14+")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONSTARTUP")}
-    proc = subprocess.run(
-        [sys.executable, "-i", "-q"],
+    proc = run_python(
+        *("-i", "-q"),
         input=f"import importlib\ninterpreters = importlib.import_module({name!r})\n"
         "interp = interpreters.create()\n",
-        capture_output=True,
-        text=True,
         timeout=120,
-        env={**env, "TERM": "dumb", "PYTHON_BASIC_REPL": "1"},
+        env={"PYTHONSTARTUP": None, "TERM": "dumb", "PYTHON_BASIC_REPL": "1"},
     )
     assert proc.returncode == 0, proc.stderr
     assert REMAINING in proc.stderr.splitlines(), proc.stderr
@@ -322,13 +313,9 @@ interp.close()
 def _mypy(tmp_path: Path, module: str, *options: str) -> list[str]:
     path = tmp_path / f"snippet_{module.replace('.', '_')}.py"
     path.write_text(SNIPPET.format(module=module))
-    proc = subprocess.run(
-        [
-            *(sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--no-error-summary"),
-            *("--cache-dir", str(tmp_path / "cache"), *options, str(path)),
-        ],
-        capture_output=True,
-        text=True,
+    proc = run_python(
+        *("-m", "mypy", "--strict", "--no-incremental", "--no-error-summary"),
+        *("--cache-dir", str(tmp_path / "cache"), *options, str(path)),
         timeout=600,
     )
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr

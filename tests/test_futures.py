@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import gc
 import importlib
 import io
@@ -14,9 +15,7 @@ import itertools
 import json
 import math
 import operator
-import subprocess
 import sys
-import textwrap
 import threading
 import time
 import weakref
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytest
 import support_futures as sf
+from _helpers import join_all, run_snippet, run_threads, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from subinterp_rs import ExecutionFailed, NotShareableError, _native
@@ -35,20 +35,6 @@ from subinterp_rs.futures import BrokenInterpreterPool, InterpreterPoolExecutor
 
 def live_ids() -> list[int]:
     return [i for i, _ in _native.list_all()]
-
-
-def wait_until(cond: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
-
-
-def join_all(threads: list[threading.Thread], timeout: float = 30.0) -> None:
-    for t in threads:
-        t.join(timeout)
-        assert not t.is_alive(), f"{t.name} did not exit"
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +263,7 @@ def test_prewarm_flag_starts_workers_without_waiting() -> None:
     with InterpreterPoolExecutor(2, prewarm=True) as ex:
         assert len(ex._threads) == 2
         assert ex.submit(sf.square, 6).result() == 36
-        wait_until(lambda: len(live_ids()) == len(before) + 2)
+        assert wait_for(lambda: len(live_ids()) == len(before) + 2)
     assert live_ids() == before
 
 
@@ -384,7 +370,7 @@ def test_shutdown_cancel_futures() -> None:
     ex = InterpreterPoolExecutor(1)
     ex.prewarm()
     running = ex.submit(sf.sleep_then, 0.2, "done")
-    wait_until(running.running)
+    assert wait_for(running.running)
     pending = [ex.submit(sf.square, i) for i in range(10)]
     ex.shutdown(wait=True, cancel_futures=True)
     assert running.result(timeout=0) == "done"
@@ -421,17 +407,16 @@ def test_garbage_collected_executor_closes_its_interpreters() -> None:
 
 
 def test_process_exit_with_an_executor_left_open() -> None:
-    code = textwrap.dedent(
+    proc = run_snippet(
         """
         import time
         from subinterp_rs.futures import InterpreterPoolExecutor
         ex = InterpreterPoolExecutor(2)
         print(ex.submit(pow, 2, 5).result())
         ex.submit(time.sleep, 0.2)
-        """
+        """,
+        timeout=60,
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "32"
     assert "still running" not in proc.stderr
 
@@ -441,22 +426,14 @@ def test_process_exit_with_an_executor_left_open() -> None:
 
 def test_used_from_several_threads(pool: InterpreterPoolExecutor) -> None:
     results: dict[int, list[int]] = {}
-    errors: list[BaseException] = []
 
     def client(n: int) -> None:
-        try:
-            fs = [pool.submit(sf.square, n * 1000 + i) for i in range(100)]
-            got = [f.result(timeout=60) for f in fs]
-            got += list(pool.map(sf.square, range(n * 1000, n * 1000 + 50), chunksize=7))
-            results[n] = got
-        except BaseException as exc:
-            errors.append(exc)
+        fs = [pool.submit(sf.square, n * 1000 + i) for i in range(100)]
+        got = [f.result(timeout=60) for f in fs]
+        got += list(pool.map(sf.square, range(n * 1000, n * 1000 + 50), chunksize=7))
+        results[n] = got
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    join_all(threads, 120)
-    assert not errors
+    run_threads(*(functools.partial(client, n) for n in range(4)), timeout=120)
     for n in range(4):
         base = n * 1000
         assert results[n] == [(base + i) ** 2 for i in range(100)] + [

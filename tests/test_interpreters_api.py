@@ -24,23 +24,23 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
-from subinterp_rs import Subinterpreter, interpreters
-from subinterp_rs.interpreters import (
-    ExecutionFailed,
-    InterpreterError,
-    InterpreterNotFoundError,
-    NotShareableError,
-)
-from support_interpreters import (
-    assert_clean_exit,
+from _helpers import (
     captured_thread_exceptions,
     clean_interpreters,  # noqa: F401  (fixture)
     interp_exists,
     pipe,
     run_output,
     run_python,
+    running_in_thread,
     stdlib_interpreters,
     wait_for,
+)
+from subinterp_rs import Subinterpreter, interpreters
+from subinterp_rs.interpreters import (
+    ExecutionFailed,
+    InterpreterError,
+    InterpreterNotFoundError,
+    NotShareableError,
 )
 
 pytestmark = pytest.mark.usefixtures("clean_interpreters")
@@ -731,14 +731,8 @@ def test_is_running_main() -> None:
 def test_is_running_subinterpreter() -> None:
     interp = interpreters.create()
     assert not interp.is_running()
-    with pipe() as (r, w):
-        t = threading.Thread(target=interp.exec, args=(f"import os; os.read({r}, 1)",))
-        t.start()
-        try:
-            assert wait_for(interp.is_running)
-        finally:
-            os.write(w, b"x")
-            t.join()
+    with running_in_thread(interp):
+        pass
     assert not interp.is_running()
 
 
@@ -770,22 +764,31 @@ def test_is_running_already_destroyed() -> None:
         interp.is_running()
 
 
+def start_background_thread(
+    interp: interpreters.Interpreter, r_thread: int, w_interp: int, then: str = "pass"
+) -> None:
+    """Start ``t`` in ``interp``: a thread that waits for ``b'D'`` on ``r_thread``, then writes
+    ``b'F'`` to ``w_interp``; then run ``then`` (one line) in the same ``exec``."""
+    interp.exec(
+        f"""if True:
+        import os
+        import threading
+
+        def task():
+            v = os.read({r_thread}, 1)
+            assert v == b'D'
+            os.write({w_interp}, b'F')
+        t = threading.Thread(target=task)
+        t.start()
+        {then}
+        """
+    )
+
+
 def test_is_running_with_only_background_threads() -> None:
     with pipe() as (r_interp, w_interp), pipe() as (r_thread, w_thread):
         interp = interpreters.create()
-        interp.exec(
-            f"""if True:
-            import os
-            import threading
-
-            def task():
-                v = os.read({r_thread}, 1)
-                assert v == b'D'
-                os.write({w_interp}, b'F')
-            t = threading.Thread(target=task)
-            t.start()
-            """
-        )
+        start_background_thread(interp, r_thread, w_interp)
         assert not interp.is_running()
         os.write(w_thread, b"D")
         interp.exec("t.join()")
@@ -1012,16 +1015,8 @@ def test_prepare_main_bad_names() -> None:
 def test_prepare_main_running() -> None:
     interp = interpreters.create()
     interp.prepare_main({"spam": True})
-    with pipe() as (r, w):
-        t = threading.Thread(target=interp.exec, args=(f"import os; os.read({r}, 1)",))
-        t.start()
-        try:
-            assert wait_for(interp.is_running)
-            with pytest.raises(InterpreterError, match="running"):
-                interp.prepare_main({"spam": False})
-        finally:
-            os.write(w, b"x")
-            t.join()
+    with running_in_thread(interp), pytest.raises(InterpreterError, match="running"):
+        interp.prepare_main({"spam": False})
     interp.exec("assert spam is True")
 
 
@@ -1183,8 +1178,7 @@ def test_exec_display_preserved_exception(tmp_path: Path) -> None:
             """
         )
     )
-    proc = run_python(str(scriptfile), cwd=str(tmp_path))
-    assert_clean_exit(proc, rc=1)
+    proc = run_python(str(scriptfile), cwd=str(tmp_path), rc=1, check=True)
     stderr = proc.stderr
     assert proc.stdout == ""
     assert "ExecutionFailed: RuntimeError: uh-oh!" in stderr
@@ -1274,20 +1268,7 @@ def test_exec_keeps_asserts() -> None:
 def test_exec_with_background_threads_still_running() -> None:
     with pipe() as (r_interp, w_interp), pipe() as (r_thread, w_thread):
         interp = interpreters.create()
-        interp.exec(
-            f"""if True:
-            import os
-            import threading
-
-            def task():
-                v = os.read({r_thread}, 1)
-                assert v == b'D'
-                os.write({w_interp}, b'F')
-            t = threading.Thread(target=task)
-            t.start()
-            os.write({w_interp}, b'R')
-            """
-        )
+        start_background_thread(interp, r_thread, w_interp, then=f"os.write({w_interp}, b'R')")
         interp.exec(f"os.write({w_interp}, b'R')")
         os.write(w_thread, b"D")
         interp.exec("t.join()")
@@ -1298,18 +1279,11 @@ def test_exec_with_background_threads_still_running() -> None:
 
 def test_exec_already_running() -> None:
     interp = interpreters.create()
-    with pipe() as (r, w):
-        t = threading.Thread(target=interp.exec, args=(f"import os; os.read({r}, 1)",))
-        t.start()
-        try:
-            assert wait_for(interp.is_running)
-            with pytest.raises(InterpreterError, match="running"):
-                interp.exec("x = 1")
-            with pytest.raises(InterpreterError, match="running"):
-                interp.call(divmod, 1, 2)
-        finally:
-            os.write(w, b"x")
-            t.join()
+    with running_in_thread(interp):
+        with pytest.raises(InterpreterError, match="running"):
+            interp.exec("x = 1")
+        with pytest.raises(InterpreterError, match="running"):
+            interp.call(divmod, 1, 2)
     interp.exec("x = 2")
     assert main_value(interp, "x") == 2
 
@@ -1833,8 +1807,7 @@ if __name__ == "__main__":
 def test_call_func_in_script___main__(tmp_path: Path) -> None:
     script = tmp_path / "my_script.py"
     script.write_text(FUNC_IN_MAIN_SCRIPT)
-    proc = run_python(str(script), cwd=str(tmp_path))
-    assert_clean_exit(proc)
+    proc = run_python(str(script), cwd=str(tmp_path), check=True)
     results = eval(proc.stdout)
     assert results["scale"] == 15
     # Like the stdlib: the script's globals live on in the other interpreter, hidden from
@@ -1868,8 +1841,7 @@ def test_call_func_in_script___main___indirect(tmp_path: Path) -> None:
             """
         )
     )
-    proc = run_python(str(script), cwd=str(tmp_path))
-    assert_clean_exit(proc)
+    proc = run_python(str(script), cwd=str(tmp_path), check=True)
     assert proc.stdout.strip() == "101"
 
 

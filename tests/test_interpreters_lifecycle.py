@@ -16,19 +16,18 @@ import types
 from pathlib import Path
 
 import pytest
-from subinterp_rs import interpreters
-from subinterp_rs.interpreters import ExecutionFailed, InterpreterError
-from support_interpreters import (
-    assert_clean_exit,
+from _helpers import (
+    assert_clean,
     clean_interpreters,  # noqa: F401  (fixture)
     interp_exists,
-    pipe,
     run_output,
     run_python,
-    run_script,
+    run_snippet,
+    running_in_thread,
     stdlib_interpreters,
-    wait_for,
 )
+from subinterp_rs import interpreters
+from subinterp_rs.interpreters import ExecutionFailed, InterpreterError
 
 pytestmark = pytest.mark.usefixtures("clean_interpreters")
 
@@ -79,8 +78,7 @@ def test_sys_path_0(tmp_path: Path, argv: list[str], expected_is_cwd: bool) -> N
     for path in ("pkg/__main__.py", "pkg/script.py", "script.py"):
         with open(os.path.join(cwd, path), "w") as f:
             f.write(SYS_PATH_0_SCRIPT)
-    proc = run_python(*argv, cwd=cwd)
-    assert_clean_exit(proc)
+    proc = run_python(*argv, cwd=cwd, check=True)
     assert proc.stderr == ""
     data = json.loads(proc.stdout)
     assert data["sub"] == data["main"]
@@ -123,7 +121,7 @@ def test_daemon_threads_refused() -> None:
 def test_gh_109793() -> None:
     # Finalization finishes and the right exit code is reported, even when
     # subinterpreters get cleaned up at the end.
-    proc = run_script(
+    proc = run_snippet(
         """
         from subinterp_rs import interpreters
         interp = interpreters.create()
@@ -131,14 +129,15 @@ def test_gh_109793() -> None:
             raise Exception
         finally:
             interp.close()
-        """
+        """,
+        check=False,
     )
     assert "Traceback" in proc.stderr
-    assert_clean_exit(proc, rc=1)
+    assert_clean(proc, rc=1)
 
 
 def test_exit_with_idle_interpreters() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         from subinterp_rs import interpreters
         interps = [interpreters.create() for _ in range(3)]
@@ -148,34 +147,33 @@ def test_exit_with_idle_interpreters() -> None:
         print('done')
         """
     )
-    assert_clean_exit(proc)
     assert proc.stdout == "done\n"
     assert "Traceback" not in proc.stderr
     assert "Exception ignored" not in proc.stderr
 
 
 def test_exit_with_uncaught_exception_and_live_interpreters() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         from subinterp_rs import interpreters
         interp = interpreters.create()
         raise SystemExit(7)
-        """
+        """,
+        rc=7,
     )
-    assert_clean_exit(proc, rc=7)
-    proc = run_script(
+    proc = run_snippet(
         """
         from subinterp_rs import interpreters
         interp = interpreters.create()
         raise ValueError('boom')
-        """
+        """,
+        rc=1,
     )
-    assert_clean_exit(proc, rc=1)
     assert "ValueError: boom" in proc.stderr
 
 
 def test_exit_with_nested_interpreters() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         from subinterp_rs import interpreters
         interp = interpreters.create()
@@ -187,18 +185,25 @@ def test_exit_with_nested_interpreters() -> None:
         print(len(interpreters.list_all()))
         """
     )
-    assert_clean_exit(proc)
     assert proc.stdout.strip() == "4"
 
 
-def test_exit_while_running_python_code_in_thread() -> None:
-    proc = run_script(
-        """
+@pytest.mark.parametrize(
+    ("setup", "code"),
+    [
+        ("", "while True:\n    pass"),
+        ("q = interpreters.create_queue(); interp.prepare_main(q=q)", "q.get()"),
+    ],
+    ids=["running_python_code", "blocked_in_queue_get"],
+)
+def test_exit_while_a_thread_runs_in_an_interpreter(setup: str, code: str) -> None:
+    proc = run_snippet(
+        f"""
         import threading, time
         from subinterp_rs import interpreters
         interp = interpreters.create()
-        t = threading.Thread(
-            target=interp.exec, args=('while True:\\n    pass',), daemon=True)
+        {setup}
+        t = threading.Thread(target=interp.exec, args=({code!r},), daemon=True)
         t.start()
         while not interp.is_running():
             time.sleep(0.01)
@@ -206,32 +211,11 @@ def test_exit_while_running_python_code_in_thread() -> None:
         """,
         timeout=60,
     )
-    assert_clean_exit(proc)
-    assert proc.stdout == "exiting\n"
-
-
-def test_exit_while_blocked_in_queue_get_in_thread() -> None:
-    proc = run_script(
-        """
-        import threading, time
-        from subinterp_rs import interpreters
-        q = interpreters.create_queue()
-        interp = interpreters.create()
-        interp.prepare_main(q=q)
-        t = threading.Thread(target=interp.exec, args=('q.get()',), daemon=True)
-        t.start()
-        while not interp.is_running():
-            time.sleep(0.01)
-        print('exiting', flush=True)
-        """,
-        timeout=60,
-    )
-    assert_clean_exit(proc)
     assert proc.stdout == "exiting\n"
 
 
 def test_exit_with_pending_queue_items() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         from subinterp_rs import interpreters
         q = interpreters.create_queue()
@@ -242,12 +226,11 @@ def test_exit_with_pending_queue_items() -> None:
         print(q.qsize())
         """
     )
-    assert_clean_exit(proc)
     assert proc.stdout.strip() == "4"
 
 
 def test_exit_from_thread_that_created_interpreters() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         import threading
         from subinterp_rs import interpreters
@@ -263,7 +246,6 @@ def test_exit_from_thread_that_created_interpreters() -> None:
         made[0].close()
         """
     )
-    assert_clean_exit(proc)
     assert proc.stdout.strip() == "[(3, 1), (3, 1), (3, 1)]"
 
 
@@ -274,8 +256,8 @@ def test_cleanup_in_repl() -> None:
         "-i",
         input="from subinterp_rs import interpreters\ninterpreters.create()\nexit()\n",
         timeout=60,
+        check=True,
     )
-    assert_clean_exit(proc)
     assert "Traceback" not in proc.stdout
     assert "Traceback" not in proc.stderr
     assert "Exception ignored" not in proc.stderr
@@ -285,7 +267,7 @@ def test_cleanup_in_repl() -> None:
 
 
 def test_close_still_running() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         import os, threading, time
         from subinterp_rs import interpreters
@@ -306,12 +288,11 @@ def test_close_still_running() -> None:
         print('closed', [i.id for i in interpreters.list_all()])
         """
     )
-    assert_clean_exit(proc)
     assert proc.stdout.splitlines() == ["refused True", "still running True", "closed [0]"]
 
 
 def test_close_from_inside_while_running() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         from subinterp_rs import interpreters
         interp = interpreters.create()
@@ -325,13 +306,12 @@ def test_close_from_inside_while_running() -> None:
         print(interp.call(divmod, 5, 3))
         """
     )
-    assert_clean_exit(proc)
     assert proc.stdout.splitlines() == ["InterpreterError", "(1, 2)"]
 
 
 def test_close_with_remaining_threads() -> None:
     # Like the stdlib: close() waits for the interpreter's (non-daemon) threads.
-    proc = run_script(
+    proc = run_snippet(
         """
         import os
         from subinterp_rs import interpreters
@@ -359,12 +339,11 @@ def test_close_with_remaining_threads() -> None:
         """,
         timeout=60,
     )
-    assert_clean_exit(proc)
     assert proc.stdout.splitlines() == ["closed", "b'F'"]
 
 
 def test_close_subthreads_still_running() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         import os
         from subinterp_rs import interpreters
@@ -399,7 +378,6 @@ def test_close_subthreads_still_running() -> None:
         """,
         timeout=60,
     )
-    assert_clean_exit(proc)
     assert proc.stdout.splitlines() == ["closed", "b'F'"]
 
 
@@ -464,16 +442,8 @@ def test_interpreter_created_in_thread_used_elsewhere() -> None:
 
 def test_is_running_reflects_exec_in_other_thread() -> None:
     interp = interpreters.create()
-    with pipe() as (r, w):
-        t = threading.Thread(target=interp.exec, args=(f"import os; os.read({r}, 1)",))
-        t.start()
-        try:
-            assert wait_for(interp.is_running)
-            with pytest.raises(InterpreterError):
-                interp.close()
-        finally:
-            os.write(w, b"x")
-            t.join()
+    with running_in_thread(interp), pytest.raises(InterpreterError):
+        interp.close()
     interp.close()
     assert not interp_exists(interp.id)
 
@@ -489,7 +459,7 @@ def test_stdlib_and_ours_close_each_others_interpreters() -> None:
     # refuse to close ours; if it does close one, ours must notice (InterpreterNotFoundError),
     # never crash.
     stdmod = std.__name__
-    proc = run_script(
+    proc = run_snippet(
         f"""
         import {stdmod} as std
         from subinterp_rs import interpreters
@@ -518,7 +488,6 @@ def test_stdlib_and_ours_close_each_others_interpreters() -> None:
         """,
         timeout=60,
     )
-    assert_clean_exit(proc)
     lines = proc.stdout.splitlines()
     assert lines[:2] == ["ours closed theirs", "theirs alive False"]
     assert lines[2:] in (
@@ -530,7 +499,7 @@ def test_stdlib_and_ours_close_each_others_interpreters() -> None:
 @needs_stdlib
 def test_stdlib_and_ours_exit_together() -> None:
     stdmod = std.__name__
-    proc = run_script(
+    proc = run_snippet(
         f"""
         import {stdmod} as std
         from subinterp_rs import interpreters
@@ -543,7 +512,6 @@ def test_stdlib_and_ours_exit_together() -> None:
         """,
         timeout=60,
     )
-    assert_clean_exit(proc)
     assert proc.stdout.strip() == "True"
 
 
@@ -565,8 +533,7 @@ def test_sys_path_0_same_as_stdlib(tmp_path: Path) -> None:
         """
     )
     (tmp_path / "s.py").write_text(script)
-    proc = run_python("s.py", cwd=str(tmp_path))
-    assert_clean_exit(proc)
+    proc = run_python("s.py", cwd=str(tmp_path), check=True)
     data = json.loads(proc.stdout)
     assert data["ours"] == data["std"]
 

@@ -27,6 +27,12 @@ except ImportError:
     # This module is imported in subinterpreters too (its functions cross by name), where
     # hypothesis's native module refuses to load; its tests only run in the main one.
     HAVE_HYPOTHESIS = False
+from _helpers import (
+    clean_interpreters,  # noqa: F401  (fixture)
+    run_output,
+    run_snippet,
+    wait_for,
+)
 from subinterp_rs import _native, _queues, interpreters
 from subinterp_rs._unbound import UnboundItem, UnboundOp
 from subinterp_rs.interpreters import (
@@ -39,13 +45,6 @@ from subinterp_rs.interpreters import (
     QueueError,
     QueueFull,
     QueueNotFoundError,
-)
-from support_interpreters import (
-    assert_clean_exit,
-    clean_interpreters,  # noqa: F401  (fixture)
-    run_output,
-    run_script,
-    wait_for,
 )
 
 pytestmark = pytest.mark.usefixtures("clean_interpreters")
@@ -97,7 +96,7 @@ def test_highlevel_reloaded() -> None:
 
 def test_not_destroyed_at_exit() -> None:
     # A queue left alive at exit is cleaned up silently.
-    proc = run_script(
+    proc = run_snippet(
         """
         from subinterp_rs import interpreters
         q = interpreters.create_queue(2)
@@ -107,7 +106,6 @@ def test_not_destroyed_at_exit() -> None:
         interp.exec("q.put('from there')")
         """
     )
-    assert_clean_exit(proc)
     assert proc.stdout == ""
     # The interpreter left open warns, as the stdlib's does; the queue is silent.
     assert proc.stderr.splitlines() == [
@@ -1047,7 +1045,7 @@ def test_blocking_put_woken_by_get() -> None:
 
 
 def test_blocking_get_interrupted_by_signal() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         import os, signal, threading, time
         from subinterp_rs import interpreters
@@ -1061,7 +1059,6 @@ def test_blocking_get_interrupted_by_signal() -> None:
         """,
         timeout=30,
     )
-    assert_clean_exit(proc)
     assert proc.stdout.startswith("interrupted")
     # Interrupted, not woken by anything else: a blocking get() has no timeout of its own.
     # (How soon is a benchmark's business; bounded generously for a loaded machine.)
@@ -1069,7 +1066,7 @@ def test_blocking_get_interrupted_by_signal() -> None:
 
 
 def test_signal_handler_runs_during_blocking_get() -> None:
-    proc = run_script(
+    proc = run_snippet(
         """
         import os, signal, threading
         from subinterp_rs import interpreters
@@ -1082,7 +1079,6 @@ def test_signal_handler_runs_during_blocking_get() -> None:
         """,
         timeout=30,
     )
-    assert_clean_exit(proc)
     assert proc.stdout.strip() == "from handler"
 
 

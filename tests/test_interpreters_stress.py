@@ -5,34 +5,26 @@ queue traffic and create/close churn. Sized to take seconds; ``SUBINTERP_SOAK=1`
 everything up (``scripts/soak.py``-style runs of minutes).
 """
 
+import functools
 import gc
 import threading
 import time
-from collections.abc import Iterable
 
 import pytest
-from subinterp_rs import interpreters
-from subinterp_rs.interpreters import ExecutionFailed, InterpreterError
-from support_interpreters import (
-    SOAK,
-    assert_clean_exit,
+from _helpers import (
+    JOIN_TIMEOUT,
     clean_interpreters,  # noqa: F401  (fixture)
     interp_exists,
-    run_script,
+    join_all,
+    run_snippet,
+    run_threads,
     scaled,
+    start_threads,
 )
+from subinterp_rs import interpreters
+from subinterp_rs.interpreters import ExecutionFailed, InterpreterError
 
 pytestmark = pytest.mark.usefixtures("clean_interpreters")
-
-JOIN_TIMEOUT = 300 if SOAK else 60
-
-
-def start_and_join(threads: Iterable[threading.Thread]) -> None:
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(JOIN_TIMEOUT)
-        assert not t.is_alive(), "thread still running (hang?)"
 
 
 def test_create_many_sequential() -> None:
@@ -63,12 +55,9 @@ def test_create_many_threaded() -> None:
         except Exception as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=task) for _ in range(size)]
-    for t in threads:
-        t.start()
+    threads = start_threads(*[task] * size)
     start.set()
-    for t in threads:
-        t.join(JOIN_TIMEOUT)
+    join_all(threads)
     assert errors == []
     assert len(alive) == size
     assert len({i.id for i in alive}) == size
@@ -107,12 +96,9 @@ def test_many_threads_running_interp_in_other_interp() -> None:
                 successes.append(retries)
                 return
 
-    threads = [threading.Thread(target=run) for _ in range(size)]
-    for t in threads:
-        t.start()
+    threads = start_threads(*[run] * size)
     start.set()
-    for t in threads:
-        t.join(JOIN_TIMEOUT)
+    join_all(threads)
     assert failures == []
     assert len(successes) == size
 
@@ -129,16 +115,11 @@ def test_parallel_calls_in_threads() -> None:
     calls = scaled(20, 500)
     interps = [interpreters.create() for _ in range(nthreads)]
     results: dict[int, list[int]] = {}
-    errors: list[Exception] = []
 
     def worker(k: int, interp: interpreters.Interpreter) -> None:
-        try:
-            results[k] = [interp.call(_busy_sum, 1000 + i) for i in range(calls)]
-        except Exception as exc:
-            errors.append(exc)
+        results[k] = [interp.call(_busy_sum, 1000 + i) for i in range(calls)]
 
-    start_and_join([threading.Thread(target=worker, args=(k, i)) for k, i in enumerate(interps)])
-    assert errors == []
+    run_threads(*(functools.partial(worker, k, i) for k, i in enumerate(interps)))
     expected = [_busy_sum(1000 + i) for i in range(calls)]
     assert all(results[k] == expected for k in range(nthreads))
 
@@ -150,8 +131,7 @@ def test_call_in_thread_fan_out() -> None:
         interp.call_in_thread(_put_result, q, k, scaled(2000, 200_000))
         for k, interp in enumerate(interps)
     ]
-    for t in threads:
-        t.join(JOIN_TIMEOUT)
+    join_all(threads)
     got = sorted(q.get(timeout=10) for _ in interps)
     assert got == sorted((k, _busy_sum(scaled(2000, 200_000))) for k in range(len(interps)))
 
@@ -180,12 +160,9 @@ def test_queue_pipeline_through_interpreters() -> None:
         for it in items:
             queues[0].put(it, timeout=30)
 
-    feeder = threading.Thread(target=feed)
-    feeder.start()
+    feeder = start_threads(feed)
     out = [queues[-1].get(timeout=30) for _ in range(count)]
-    feeder.join(JOIN_TIMEOUT)
-    for t in threads:
-        t.join(JOIN_TIMEOUT)
+    join_all(feeder + threads)
     assert out == items
     assert all(q.qsize() == 0 for q in queues)
 
@@ -214,22 +191,19 @@ def test_create_close_churn_with_concurrent_list_all() -> None:
         except Exception as exc:
             errors.append(exc)
 
-    listers = [threading.Thread(target=lister) for _ in range(2)]
-    churners = [threading.Thread(target=churner) for _ in range(2)]
-    for t in listers + churners:
-        t.start()
-    for t in churners:
-        t.join(JOIN_TIMEOUT)
-    stop.set()
-    for t in listers:
-        t.join(JOIN_TIMEOUT)
+    listers = start_threads(lister, lister)
+    try:
+        run_threads(churner, churner)
+    finally:
+        stop.set()
+        join_all(listers)
     assert errors == []
 
 
 def test_list_all_races_with_create_and_destroy() -> None:
     # The facade's list_all() stands on _native.list_all(), which must stay safe while other
     # threads create and destroy interpreters (in a subprocess: a crash fails one test).
-    proc = run_script(
+    proc = run_snippet(
         f"""
         import threading
         from subinterp_rs import _native, interpreters
@@ -258,7 +232,6 @@ def test_list_all_races_with_create_and_destroy() -> None:
         """,
         timeout=JOIN_TIMEOUT * 2,
     )
-    assert_clean_exit(proc)
     assert proc.stdout == "ok\n"
 
 
@@ -279,14 +252,13 @@ def test_close_races_with_exec() -> None:
             except InterpreterError as exc:  # not found (closed first) or running
                 errors.append(exc)
 
-        t = threading.Thread(target=runner)
-        t.start()
+        t = start_threads(runner)
         try:
             interp.close()
             outcomes["closed"] += 1
         except InterpreterError:
             outcomes["refused"] += 1
-        t.join(JOIN_TIMEOUT)
+        join_all(t)
         if interp_exists(interp.id):
             interp.close()
         for err in errors:
@@ -310,7 +282,7 @@ def test_queue_handles_churn_across_interpreters() -> None:
             f"    assert q2 is q\n"
         )
 
-    start_and_join([threading.Thread(target=worker, args=(i,)) for i in interps])
+    run_threads(*(functools.partial(worker, i) for i in interps))
     assert q.qsize() == n * len(interps)
     got = sorted(q.get_nowait() for _ in range(n * len(interps)))
     assert got == sorted(list(range(n)) * len(interps))
@@ -318,7 +290,7 @@ def test_queue_handles_churn_across_interpreters() -> None:
 
 def test_process_exit_under_load() -> None:
     # Exit while several interpreters run and queue traffic flows in daemon threads.
-    proc = run_script(
+    proc = run_snippet(
         f"""
         import threading, time
         from subinterp_rs import interpreters
@@ -333,5 +305,4 @@ def test_process_exit_under_load() -> None:
         """,
         timeout=120,
     )
-    assert_clean_exit(proc)
     assert proc.stdout == "exiting\n"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import gc
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import subinterp_rs
+from _helpers import run_snippet, run_threads
 from subinterp_rs import (
     ExecutionFailed,
     InterpreterConfig,
@@ -33,13 +33,11 @@ def live_ids() -> list[int]:
     return [i for i, _ in _native.list_all()]
 
 
-def run_python(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def raised_inside(si: Subinterpreter, code: str) -> str:
+    """The name of the exception type that ``code`` raises inside ``si`` (``ExecutionFailed``)."""
+    with pytest.raises(ExecutionFailed) as info:
+        si.exec(code)
+    return str(info.value.excinfo.type.__name__)
 
 
 # -- config ---------------------------------------------------------------------------------
@@ -244,26 +242,18 @@ def test_exception_becomes_execution_failed(si: Subinterpreter) -> None:
 
 
 def test_syntax_error(si: Subinterpreter) -> None:
-    with pytest.raises(ExecutionFailed) as info:
-        si.exec("def (:")
-    assert info.value.excinfo.type.__name__ == "SyntaxError"
+    assert raised_inside(si, "def (:") == "SyntaxError"
 
 
 @pytest.mark.parametrize("exc", ["SystemExit(3)", "KeyboardInterrupt()", "GeneratorExit()"])
 def test_base_exceptions_inside_do_not_escape(si: Subinterpreter, exc: str) -> None:
-    with pytest.raises(ExecutionFailed) as info:
-        si.exec(f"raise {exc}")
-    assert info.value.excinfo.type.__name__ == exc.split("(")[0]
+    assert raised_inside(si, f"raise {exc}") == exc.split("(")[0]
     assert si.call(abs, -1) == 1  # still usable
 
 
 def test_recursion_and_memory_errors_inside(si: Subinterpreter) -> None:
-    with pytest.raises(ExecutionFailed) as info:
-        si.exec("def f(): return f()\nf()")
-    assert info.value.excinfo.type.__name__ == "RecursionError"
-    with pytest.raises(ExecutionFailed) as info:
-        si.exec("b'x' * (1 << 62)")
-    assert info.value.excinfo.type.__name__ in ("MemoryError", "OverflowError")
+    assert raised_inside(si, "def f(): return f()\nf()") == "RecursionError"
+    assert raised_inside(si, "b'x' * (1 << 62)") in ("MemoryError", "OverflowError")
 
 
 def test_call_builtins_and_values(si: Subinterpreter) -> None:
@@ -394,11 +384,7 @@ def test_threads_drive_their_own_interpreters_in_parallel() -> None:
     def work(i: int) -> None:
         results[i] = interps[i].call(_busy, 200_000)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(*(functools.partial(work, i) for i in range(n)))
     assert results == [_busy(200_000)] * n
     for s in interps:
         s.close()
@@ -480,9 +466,10 @@ def test_nested_interpreters_from_a_subinterpreter(si: Subinterpreter) -> None:
 
 
 def test_daemon_threads_forbidden_by_default(si: Subinterpreter) -> None:
-    with pytest.raises(ExecutionFailed) as info:
-        si.exec("import threading; threading.Thread(target=print, daemon=True).start()")
-    assert info.value.excinfo.type.__name__ == "RuntimeError"
+    assert (
+        raised_inside(si, "import threading; threading.Thread(target=print, daemon=True).start()")
+        == "RuntimeError"
+    )
 
 
 def test_close_with_daemon_thread_alive_is_refused() -> None:
@@ -508,12 +495,8 @@ def test_close_joins_non_daemon_threads() -> None:
 
 
 def test_fork_and_exec_forbidden_by_isolated_config(si: Subinterpreter) -> None:
-    with pytest.raises(ExecutionFailed) as info:
-        si.exec("import os; os.fork()")
-    assert info.value.excinfo.type.__name__ == "RuntimeError"
-    with pytest.raises(ExecutionFailed) as info:
-        si.exec("import os; os.execv('/bin/true', ['true'])")
-    assert info.value.excinfo.type.__name__ == "RuntimeError"
+    assert raised_inside(si, "import os; os.fork()") == "RuntimeError"
+    assert raised_inside(si, "import os; os.execv('/bin/true', ['true'])") == "RuntimeError"
 
 
 def test_legacy_interpreter_can_use_the_package() -> None:
@@ -540,7 +523,7 @@ def test_handles_passed_to_another_interpreter(si: Subinterpreter) -> None:
 
 
 def test_exit_with_live_interpreters_is_clean() -> None:
-    proc = run_python(
+    proc = run_snippet(
         """
         import threading, time
         from subinterp_rs import Subinterpreter
@@ -554,16 +537,14 @@ def test_exit_with_live_interpreters_is_clean() -> None:
         print("bye")
         """
     )
-    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "bye"
-    assert "Fatal" not in proc.stderr
 
 
 def test_fork_from_main_with_live_subinterpreters() -> None:
     # CPython's own after-fork cleanup crashes (3.13) or hangs (3.12) the child when
     # subinterpreters exist, so fork is refused with a clear error while any is alive, and
     # works again once they are closed.
-    proc = run_python(
+    proc = run_snippet(
         """
         import os
         from subinterp_rs import InterpreterError, Subinterpreter
@@ -582,5 +563,4 @@ def test_fork_from_main_with_live_subinterpreters() -> None:
         print("child:", os.waitstatus_to_exitcode(status))
         """
     )
-    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["refused: True", "child: 7"]

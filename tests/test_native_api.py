@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import subinterp_rs
+from _helpers import join_all, run_snippet, run_threads, start_threads
 from subinterp_rs import InterpreterConfig, _native, _native_api, interpreters
-from support_interpreters import assert_clean_exit, run_script
 
 PACKAGE = Path(subinterp_rs.__file__).resolve().parent
 # For calls that break the stub on purpose.
@@ -128,11 +128,7 @@ def test_creates_in_parallel_threads_each_get_their_own_interpreter() -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_threads(*[one] * count, timeout=120)
     ids = {interp.id for interp in made}
     try:
         assert errors == []
@@ -148,7 +144,7 @@ def test_creates_in_parallel_threads_each_get_their_own_interpreter() -> None:
 def test_exit_while_daemon_threads_create_in_parallel() -> None:
     # The exit hook refuses new creates before it waits for those in progress: daemon threads
     # creating and closing in a loop never keep it waiting, and the process exits cleanly.
-    proc = run_script(
+    proc = run_snippet(
         """
         import threading, time
         from subinterp_rs import Subinterpreter, InterpreterError
@@ -169,7 +165,6 @@ def test_exit_while_daemon_threads_create_in_parallel() -> None:
         """,
         timeout=120,
     )
-    assert_clean_exit(proc)
     assert proc.stdout == "bye\n"
 
 
@@ -195,13 +190,10 @@ def test_facade_create_and_list_race_in_threads() -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=lister)] + [
-        threading.Thread(target=creator) for _ in range(3)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads[1:]:
-        t.join(300)
-    stop.set()
-    threads[0].join(60)
+    listing = start_threads(lister)
+    try:
+        run_threads(*[creator] * 3, timeout=300)
+    finally:
+        stop.set()
+        join_all(listing, 60)
     assert errors == []

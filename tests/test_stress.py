@@ -20,7 +20,6 @@ import collections
 import gc
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import SOAK, assert_clean, run_snippet, scaled, soak_seconds
+from _helpers import SOAK, assert_clean, run_python, run_snippet, scaled, soak_seconds
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -399,32 +398,18 @@ def test_state_machine_soak() -> None:
     # Runs of 200 examples, each in a new process (a crash fails the run with its output),
     # until SUBINTERP_SOAK_SECONDS (default 300) are used up.
     deadline = time.monotonic() + soak_seconds(0, 300)
-    env = {k: v for k, v in os.environ.items() if k != "SUBINTERP_SOAK"}
-    env["SUBINTERP_SM_EXAMPLES"] = "200"
-    env["PYTHONFAULTHANDLER"] = "1"
+    env: dict[str, str | None] = {"SUBINTERP_SOAK": None, "SUBINTERP_SM_EXAMPLES": "200"}
     total: collections.Counter[str] = collections.Counter()
     runs = 0
     while time.monotonic() < deadline:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-s",
-                "-p",
-                "no:cacheprovider",
-                f"{__file__}::test_state_machine",
-            ],
-            capture_output=True,
-            text=True,
+        proc = run_python(
+            *("-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"),
+            f"{__file__}::test_state_machine",
             env=env,
             cwd=ROOT,
             timeout=1800,
+            check=True,
         )
-        detail = f"rc={proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
-        assert proc.returncode == 0, detail
-        assert "Fatal Python error" not in proc.stderr, detail
         line = next(x for x in proc.stdout.splitlines() if x.startswith("STATE-MACHINE "))
         total.update(json.loads(line.split(" ", 1)[1]))
         runs += 1
