@@ -49,6 +49,12 @@ import pythons  # noqa: E402  (scripts/pythons.py: the table of scripts/pythons.
 
 SID = str(TOP / "scripts" / "sid-pythons.sh")
 LEG_TIMEOUT = int(os.environ.get("SUBINTERP_LEG_TIMEOUT", "1200"))
+# pytest's worker processes (pytest-xdist) in a leg: the tests are independent (each makes its
+# own interpreters; a crash-prone case runs in a child process) and spend most of their time
+# waiting (child processes, threads, timeouts), so two workers halve a leg's pytest time even
+# on 2 cores.  SUBINTERP_PYTEST_WORKERS=0 runs them in one process.
+_WORKERS = os.environ.get("SUBINTERP_PYTEST_WORKERS", "2")
+PYTEST_WORKERS = ["-n", _WORKERS] if _WORKERS not in ("", "0") else []
 PYTHON_LEGS = [leg.name for leg in pythons.legs()]
 # The legs of `make test` / CI, in their order (scripts/test.sh all): lint first (it builds
 # the 3.12 venv the 3.12 leg then reuses), wheels last (it reuses the legs' builds).
@@ -281,6 +287,7 @@ def leg_session(session: nox.Session, leg: pythons.Leg) -> None:
             "--durations=10",
             "-o",
             "faulthandler_timeout=300",
+            *PYTEST_WORKERS,
             *args,
         )
         try:

@@ -23,6 +23,7 @@ import contextlib
 import gc
 import importlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -58,6 +59,12 @@ def soak_seconds(small: float, soak: float) -> float:
     if not SOAK:
         return small
     return float(os.environ.get("SUBINTERP_SOAK_SECONDS", soak))
+
+
+def stable_id(value: object) -> str:
+    """A parametrized test's id from ``repr(value)`` without object addresses (``at 0x...``),
+    which differ between pytest-xdist's workers (they must collect the same ids)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
 # -- child processes ----------------------------------------------------------------------------

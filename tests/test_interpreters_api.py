@@ -32,6 +32,7 @@ from _helpers import (
     run_output,
     run_python,
     running_in_thread,
+    stable_id,
     stdlib_interpreters,
     wait_for,
 )
@@ -1477,7 +1478,7 @@ def test_call_returns_unpickleable(shared_interp: interpreters.Interpreter) -> N
 @pytest.mark.parametrize(
     "arg",
     [None, 10, -(2**62), "spam!", "", b"spam!", b"", (1, 2, "spam!"), (), True, False, 1.25],
-    ids=repr,
+    ids=stable_id,
 )
 def test_call_returns_shareable_arg(arg: object, shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
@@ -1521,7 +1522,7 @@ PICKLEABLE_ARGS = [
 ]
 
 
-@pytest.mark.parametrize("arg", PICKLEABLE_ARGS, ids=repr)
+@pytest.mark.parametrize("arg", PICKLEABLE_ARGS, ids=stable_id)
 def test_call_returns_pickleable_arg(arg: object, shared_interp: interpreters.Interpreter) -> None:
     interp = shared_interp
     res = interp.call(call_func_ident, arg)
@@ -1918,7 +1919,7 @@ def test_call_in_thread_runs_concurrently() -> None:
         (1, ("spam", "eggs"), True),
         memoryview(b"spam"),
     ],
-    ids=repr,
+    ids=stable_id,
 )
 def test_default_shareables(obj: object) -> None:
     assert interpreters.is_shareable(obj) is True
@@ -1954,7 +1955,7 @@ class SubBytes(bytes):
         (1, [2]),
         threading.Lock(),
     ],
-    ids=repr,
+    ids=stable_id,
 )
 def test_not_shareable(obj: object) -> None:
     assert interpreters.is_shareable(obj) is False
@@ -2115,7 +2116,7 @@ def test_execution_failed_same_as_stdlib() -> None:
         print,
         10,
     ],
-    ids=repr,
+    ids=stable_id,
 )
 def test_exec_scripts_same_as_stdlib(func: object) -> None:
     outcomes: list[tuple[str, ...]] = []

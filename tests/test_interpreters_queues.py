@@ -31,6 +31,7 @@ from _helpers import (
     clean_interpreters,  # noqa: F401  (fixture)
     run_output,
     run_snippet,
+    stable_id,
     wait_for,
 )
 from subinterp_rs import _native, _queues, interpreters
@@ -466,7 +467,7 @@ def test_put_nowait() -> None:
 @pytest.mark.parametrize(
     "obj",
     [None, True, 10, "spam", b"spam", (0, "a"), [1, 2, 3], {"a": 13, "b": 17}],
-    ids=repr,
+    ids=stable_id,
 )
 def test_put_full_fallback(obj: object) -> None:
     q = interpreters.create_queue()
@@ -921,7 +922,7 @@ def test_timeout_in_subinterpreter() -> None:
 @pytest.mark.parametrize(
     ("bad", "exc"),
     [(-1, ValueError), (-0.001, ValueError), (float("nan"), ValueError), ("a", ValueError)],
-    ids=repr,
+    ids=stable_id,
 )
 def test_bad_timeout(bad: object, exc: type[Exception]) -> None:
     # (bad: deliberately invalid, "a" of the wrong type)
@@ -1086,7 +1087,7 @@ def test_signal_handler_runs_during_blocking_get() -> None:
 
 
 @pytest.mark.parametrize(
-    "obj", [threading.Lock(), (x for x in range(0)), lambda: 0 if os else 1], ids=repr
+    "obj", [threading.Lock(), (x for x in range(0)), lambda: 0 if os else 1], ids=stable_id
 )
 def test_put_not_shareable(obj: object) -> None:
     q = interpreters.create_queue()
