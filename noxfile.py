@@ -26,7 +26,8 @@ chroot, with the ``dev`` dependency group, and reused while the interpreter and 
 unchanged.
 
 Environment: PYTHON312 ... (scripts/pythons.txt), SUBINTERP_LEG_TIMEOUT (seconds for each
-``cargo test`` and pytest run, default 1200), PYTEST_ADDOPTS.
+``cargo test`` and pytest run, default 1200), SUBINTERP_PYTEST_WORKERS (pytest-xdist's
+workers, default 2; 0: one process), PYTEST_ADDOPTS.
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@
 #                            90): a leg still running then is stopped and fails, and the legs
 #                            after it fail as not run
 #   SUBINTERP_LOG_DIR        where `all` keeps each leg's full log (default target/test-logs)
+#   SUBINTERP_PYTEST_WORKERS pytest's worker processes in a leg (pytest-xdist; default 2, 0 for
+#                            one process)
 #   PYTEST_ADDOPTS           extra pytest options (pytest's own variable; passed into the chroot)
 
 # shellcheck disable=SC2317  # functions run through traps look unreachable
