@@ -3,12 +3,13 @@ opens by name."""
 
 from __future__ import annotations
 
+import functools
 import itertools
-import threading
 from typing import Any
 
 import pytest
 import support_shared_dict as ssd
+from _helpers import run_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from subinterp_rs import (
@@ -185,13 +186,7 @@ def test_concurrent_increments_from_interpreters_lose_nothing() -> None:
     assert d.to_dict() == {"a": 4000, "b": 4000, "c": 4000}
     assert d_cas["k"] == 2000, retries
     # Threads of main alongside.
-    threads = [
-        threading.Thread(target=ssd.increment_many, args=(d.name, keys, 300)) for _ in range(4)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(*[functools.partial(ssd.increment_many, d.name, keys, 300)] * 4)
     assert d.to_dict() == {"a": 5200, "b": 5200, "c": 5200}
 
 
