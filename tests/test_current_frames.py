@@ -85,6 +85,8 @@ def test_frames_of_this_interpreters_threads(si: Subinterpreter) -> None:
         entered.set()
         si.exec("import time\nfor _ in range(200):\n    time.sleep(0.01)\n")
 
+    # Threads of main that the threading module does not list (pytest-xdist's worker has one).
+    unlisted = set(sys._current_frames()) - {t.ident for t in threading.enumerate()}
     waiter = threading.Thread(target=main_waiter)
     caller = threading.Thread(target=calls_in)
     waiter.start()
@@ -101,9 +103,9 @@ def test_frames_of_this_interpreters_threads(si: Subinterpreter) -> None:
         # A thread inside the subinterpreter: the main frame it entered from.
         assert caller.ident in frames
         assert "calls_in" in _codes_up(frames[caller.ident])
-        # Only this interpreter's threads: every key is a thread main knows.
+        # Only this interpreter's threads: every key is a thread main knows (or had already).
         known = {t.ident for t in threading.enumerate()}
-        assert set(frames) <= known
+        assert set(frames) <= known | unlisted
     finally:
         release.set()
         waiter.join(30)
