@@ -8,11 +8,13 @@ functions live in tests/support_futures.py.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import threading
 from concurrent.futures import Future
 
 import pytest
 import support_futures as sf
+from _helpers import run_threads
 from subinterp_rs import ExecutionFailed, NotShareableError, _native_api
 from subinterp_rs.futures import BrokenInterpreterPool, InterpreterPoolExecutor
 
@@ -51,11 +53,7 @@ def test_many_threads_submitting() -> None:
             fs = [pool.submit(sf.add, k * 1000, i) for i in range(300)]
             results[k] = [f.result() for f in fs]
 
-        threads = [threading.Thread(target=submitter, args=(k,)) for k in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        run_threads(*(functools.partial(submitter, k) for k in range(8)), timeout=60)
         assert sorted(results) == list(range(8))
         for k, got in results.items():
             assert got == [k * 1000 + i for i in range(300)]
