@@ -13,8 +13,10 @@ Scenarios marked ``xfail`` are known bugs (see the reason).
 
 from __future__ import annotations
 
+import signal
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from _helpers import FORCED_EXIT, run_snippet
@@ -160,15 +162,11 @@ EXITS = {
 
 # What the shutdown cannot stop: a subinterpreter blocked in C code that only a signal to the
 # main thread could interrupt (time.sleep, lock waits, I/O) for longer than its grace period.
-# The process then ends with os._exit (allowed, reported), keeping the status given to
-# sys.exit() (1 for an uncaught exception). A SystemExit raised otherwise (`raise
-# SystemExit(n)`, the site module's `exit(n)`) leaves no trace by the time atexit handlers run
-# (CPython reads its code and drops it first), so then the status is 0.
+# Where CPython would abort or hang finalizing it (3.12, 3.13, the 3.14 debug build), the
+# process ends with os._exit (allowed, reported) after flushing every buffered file and the
+# logging handlers, keeping the status a normal exit would have had; 3.14+ finalizes it.
 FORCING = ("blocked_in_sleep",)
 MAY_FORCE = set(FORCING)
-LOST_STATUS = {
-    (scenario, exit_) for scenario in FORCING for exit_ in ("raise_systemexit_3", "builtin_exit_3")
-}
 
 
 def _script(scenario: str, exit_: str) -> str:
@@ -177,21 +175,11 @@ def _script(scenario: str, exit_: str) -> str:
 
 
 def _params() -> list[object]:
-    out: list[object] = []
-    for scenario in SCENARIOS:
-        for exit_ in EXITS:
-            marks = []
-            if (scenario, exit_) in LOST_STATUS:
-                marks.append(
-                    pytest.mark.xfail(
-                        reason="limitation: when a subinterpreter blocked in C code forces "
-                        "os._exit, the status of a SystemExit not raised by sys.exit() "
-                        "(raise SystemExit(n), exit(n)) is not known: the process exits 0",
-                        strict=False,
-                    )
-                )
-            out.append(pytest.param(scenario, exit_, marks=marks, id=f"{scenario}-{exit_}"))
-    return out
+    return [
+        pytest.param(scenario, exit_, id=f"{scenario}-{exit_}")
+        for scenario in SCENARIOS
+        for exit_ in EXITS
+    ]
 
 
 @pytest.mark.parametrize(("scenario", "exit_"), _params())
@@ -385,3 +373,59 @@ def test_exit_with_a_stuck_non_daemon_thread_inside(blocked_in: str, forced: boo
     assert ran.lines() == ["end"], ran.detail()
     assert ran.forced_exit == forced, ran.detail()
     assert "Fatal Python error" not in ran.stderr, ran.detail()
+
+
+# A daemon thread runs a subinterpreter blocked in C code at exit (the forced exit where
+# CPython would abort), while the program leaves data in buffers.
+BLOCKED_WITH_DATA = """
+    import logging, os, sys, threading, time
+    from subinterp_rs import Subinterpreter, interpreters
+    path = sys.argv[1]
+    s = Subinterpreter.create()
+    sleeping = interpreters.create_queue()
+    s.prepare_main(sleeping=sleeping)
+    script = "import time; sleeping.put(1); time.sleep(3600)"
+    threading.Thread(target=s.exec, args=(script,), daemon=True).start()
+    sleeping.get(timeout=60)
+    time.sleep(0.1)
+    text = open(path + ".txt", "w")                 # written, never closed
+    text.write("text data")
+    raw = open(path + ".bin", "wb")
+    raw.write(b"binary data")
+    handler = logging.FileHandler(path + ".log")   # a logging handler with a buffer
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().warning("logged")
+    keep = [{"file": open(path + ".deep", "a")}]   # reachable only through a container
+    keep[0]["file"].write("deep data")
+    print("end", flush=True)
+"""
+
+
+@pytest.mark.parametrize("exit_", ["end", "sys_exit_3", "raise_systemexit_3", "builtin_exit_3"])
+def test_exit_keeps_buffered_data_and_status(tmp_path: Path, exit_: str) -> None:
+    stmt, rc = EXITS[exit_]
+    base = str(tmp_path / "out")
+    ran = run_snippet(
+        textwrap.dedent(BLOCKED_WITH_DATA) + stmt + "\n", rc=rc, timeout=60, args=(base,)
+    )
+    assert ran.lines() == ["end"], ran.detail()
+    assert Path(base + ".txt").read_text() == "text data", ran.detail()
+    assert Path(base + ".bin").read_bytes() == b"binary data", ran.detail()
+    assert Path(base + ".log").read_text() == "logged\n", ran.detail()
+    assert Path(base + ".deep").read_text() == "deep data", ran.detail()
+    if sys.version_info >= (3, 14) and not hasattr(sys, "gettotalrefcount"):
+        assert not ran.forced_exit, ran.detail()  # CPython finalizes it
+
+
+@pytest.mark.parametrize("with_package", [False, True], ids=["cpython", "package"])
+def test_uncaught_keyboard_interrupt_dies_by_sigint(tmp_path: Path, with_package: bool) -> None:
+    # CPython ends by SIGINT after an uncaught KeyboardInterrupt (130 in a shell): so does a
+    # program with a subinterpreter blocked at exit.
+    setup = textwrap.dedent(BLOCKED_WITH_DATA) if with_package else "import sys\n"
+    ran = run_snippet(
+        setup + "raise KeyboardInterrupt\n",
+        rc=-signal.SIGINT,
+        timeout=60,
+        args=(str(tmp_path / "out"),),
+    )
+    assert "KeyboardInterrupt" in ran.stderr, ran.detail()

@@ -330,3 +330,34 @@ def test_annotations_match_typeshed(tmp_path: Path) -> None:
     assert {line.split(":", 1)[0] for line in ours} == {"5", "9", "10", "12"}, ours
     theirs = _mypy(tmp_path, "concurrent", "--python-version", "3.14")
     assert ours == theirs
+
+
+# -- Ctrl-C during exec ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["subinterp_rs.interpreters", "concurrent.interpreters"])
+def test_ctrl_c_during_exec_is_delivered_when_it_returns(name: str) -> None:
+    if name == "concurrent.interpreters" and STDLIB is None:
+        pytest.skip("the stdlib's module: 3.14+")
+    ran = run_snippet(
+        f"""
+        import importlib, os, signal, threading
+        interpreters = importlib.import_module({name!r})
+        interp = interpreters.create()
+        started = interpreters.create_queue()
+        interp.prepare_main(started=started)
+        def interrupt():
+            started.get(timeout=60)
+            os.kill(os.getpid(), signal.SIGINT)
+        threading.Thread(target=interrupt).start()
+        try:
+            interp.exec("import time; started.put(1); time.sleep(2); done = True")
+            for _ in range(10_000):   # 3.14+ delivers it at the next check after the return
+                pass
+        except KeyboardInterrupt:
+            interp.exec("assert done")   # the code inside ran to its end
+            print("KeyboardInterrupt after the exec")
+        interp.close()
+        """
+    )
+    assert ran.lines() == ["KeyboardInterrupt after the exec"], ran.detail()

@@ -3,9 +3,12 @@
 Installed once, in the main interpreter, when the package is first imported:
 
 * the exit hook (``atexit``): closes every interpreter the package created before the runtime
-  finalizes, and ends the process with ``os._exit`` (after flushing stdio, with the status a
-  normal exit would have had) if one still runs in C code and cannot be stopped;
-* ``sys.exit`` and ``sys.excepthook`` wrappers that remember that status;
+  finalizes (warning, as the stdlib does, when some were left open); one that still runs in C
+  code and cannot be stopped is left to CPython's finalization where it copes (3.14+), else
+  the process ends with ``os._exit`` (after flushing every buffered file and the logging
+  handlers, with the status a normal exit would have had);
+* ``sys.exit`` and ``sys.excepthook`` wrappers and a ``sys.monitoring`` watch on the
+  program's outermost frame that remember that status;
 * fork refusal: ``os.fork``, ``os.forkpty`` and ``subprocess``'s ``preexec_fn`` raise
   ``InterpreterError`` while subinterpreters are alive (CPython's after-fork cleanup of
   subinterpreters kills the child).
@@ -35,12 +38,27 @@ from ._errors import InterpreterError
 __all__: list[str] = []
 
 _exit_status = 0
+"""The status a normal exit would have had (for the forced exit): sys.exit()'s, a SystemExit
+that ended the program's outermost frame, 1 after an uncaught exception."""
+_interrupted = False
+"""An uncaught KeyboardInterrupt ended the program (CPython then dies by SIGINT: status 130)."""
+
+
+def _status_of(code: object) -> int:
+    """The process status of ``SystemExit(code)``, as CPython computes it."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    return 1
 
 
 def _note_uncaught(hook: Callable[..., Any]) -> Callable[..., Any]:
     def excepthook(*args: Any) -> Any:
-        global _exit_status
+        global _exit_status, _interrupted
         _exit_status = 1
+        if isinstance(args[0], type) and issubclass(args[0], KeyboardInterrupt):
+            _interrupted = True
         return hook(*args)
 
     return excepthook
@@ -51,12 +69,7 @@ def _note_exit(exit: Callable[..., Any]) -> Callable[..., Any]:
 
     def recording_exit(status: object = None, /) -> Any:
         global _exit_status
-        if status is None:
-            _exit_status = 0
-        elif isinstance(status, int):
-            _exit_status = status & 0xFF
-        else:
-            _exit_status = 1
+        _exit_status = _status_of(status)
         return exit(status)
 
     recording_exit.__doc__ = exit.__doc__
@@ -67,38 +80,131 @@ def _note_exit(exit: Callable[..., Any]) -> Callable[..., Any]:
     return recording_exit
 
 
+def _watch_program_exit() -> None:
+    """Remember the status of a ``SystemExit`` that ends the program (``raise SystemExit(n)``,
+    ``exit(n)``, not only ``sys.exit(n)``): CPython reads its code and drops it before the
+    ``atexit`` hooks run, so the forced exit would not know it. A ``sys.monitoring``
+    callback on ``PY_UNWIND``, a tool id of its own (none free: only ``sys.exit`` is seen),
+    noting a ``SystemExit`` leaving the program's outermost frame (the callback runs only
+    when an exception leaves a frame)."""
+    frame = sys._getframe()
+    while frame.f_back is not None:
+        frame = frame.f_back
+    outermost = frame.f_code
+    mon = sys.monitoring
+    for tool in (4, 3):
+        try:
+            mon.use_tool_id(tool, "subinterp_rs exit status")
+        except ValueError:
+            continue
+        break
+    else:
+        return
+
+    def on_unwind(code: object, offset: int, exc: BaseException) -> None:
+        global _exit_status
+        if code is outermost and isinstance(exc, SystemExit):
+            _exit_status = _status_of(exc.code)
+
+    mon.register_callback(tool, mon.events.PY_UNWIND, on_unwind)
+    mon.set_events(tool, mon.events.PY_UNWIND)
+
+
+_DEBUG_BUILD = hasattr(sys, "gettotalrefcount")
+
+
+def _must_force(alive: list[int]) -> bool:
+    """Whether CPython would abort or hang finalizing the interpreters ``alive`` (ours, still
+    there at exit after the hook: blocked in C code in a daemon thread of main, or idle with a
+    thread of its own blocked so), measured per version (docs/limits.md): 3.12 aborts
+    ("remaining subinterpreters"); 3.13 aborts ("Py_EndInterpreter: not the last thread") or
+    hangs; 3.14 and 3.15 finalize one that runs and exit normally, but wait forever for the
+    blocked thread of an idle one (its finalization joins it), and the debug build asserts
+    that none runs."""
+    if sys.version_info < (3, 14) or _DEBUG_BUILD:
+        return True
+    return not all(_is_running(id) for id in alive)
+
+
+def _is_running(id: int) -> bool:
+    try:
+        return _native_api.is_running(id)
+    except Exception:
+        return False
+
+
+def _flush_all() -> None:
+    """Before the forced exit, what a normal exit would write: the logging handlers (flushed
+    and closed, as logging's own exit hook does), then every buffered file object of this
+    interpreter (text layers first, then their binary buffers), stdout and stderr."""
+    import gc
+    import io
+
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+    texts: list[io.TextIOWrapper] = []
+    buffered: list[io.BufferedWriter | io.BufferedRandom] = []
+    for obj in gc.get_objects():
+        if isinstance(obj, io.TextIOWrapper):
+            texts.append(obj)
+        elif isinstance(obj, (io.BufferedWriter, io.BufferedRandom)):
+            buffered.append(obj)
+    for stream in (*texts, *buffered, sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None and not stream.closed:
+                stream.flush()
+
+
+def _forced_exit() -> None:
+    """End the process without finalization, with the status a normal exit would have had:
+    killed by SIGINT after an uncaught KeyboardInterrupt (as CPython does: 130 in a shell),
+    else :data:`_exit_status`."""
+    if _interrupted:
+        import signal
+
+        with contextlib.suppress(Exception):
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        os._exit(128 + 2)
+    os._exit(_exit_status)
+
+
 def _shutdown() -> None:
     """Close every interpreter we created before the runtime finalizes.
 
-    A subinterpreter left alive at exit makes CPython abort (3.12) or crash while finalizing.
     Idle ones are closed; running ones get ``SystemExit`` raised inside and a moment to stop.
-    One that still runs (blocked in C code) cannot be ended safely: the process then exits
-    with ``os._exit`` after flushing stdio, instead of aborting.
+    One that still runs (blocked in C code) is left to CPython's finalization where that is
+    safe (3.14+); where CPython would abort or hang on it (:func:`_must_force`), the process
+    ends with ``os._exit`` instead, after flushing every buffered file and the logging
+    handlers, with the status a normal exit would have had.
     """
-    _warn_remaining()
+    owned_left = _owned_left()
     alive = _native_api.exit_hook()
-    if alive:
+    forced = bool(alive) and _must_force(alive)
+    # CPython warns itself (3.13+) for those it finalizes.
+    if owned_left and (forced or not alive or sys.version_info < (3, 13)):
+        with contextlib.suppress(Exception):  # -W error: the exit must go on
+            warnings.warn_explicit(REMAINING, RuntimeWarning, "<sys>", 0)
+    if forced:
         sys.stderr.write(
             f"subinterp_rs: interpreter(s) {alive} still running at exit; "
             "exiting without finalization to avoid an abort\n"
         )
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(_exit_status)
+        _flush_all()
+        _forced_exit()
 
 
 REMAINING = "remaining subinterpreters; close them with Interpreter.close()"
 """The 3.14 stdlib's warning at exit when subinterpreters are left open."""
 
 
-def _warn_remaining() -> None:
-    """Warn, as the 3.14 stdlib's finalization does (``<sys>:0: RuntimeWarning: ...``), when
-    interpreters this package made are still open at exit (the hook closes them, so CPython
-    never sees them). Disarmed ones (leaked on purpose) do not count."""
-    if any(_native_api.is_owned(i) for i, _ in _native_api.list_all()):
-        with contextlib.suppress(Exception):  # -W error: the hook must still close them
-            warnings.warn_explicit(REMAINING, RuntimeWarning, "<sys>", 0)
+def _owned_left() -> bool:
+    """Whether interpreters this package made are still open (owned: disarmed ones, leaked on
+    purpose, do not count). The hook closes them, so CPython never sees them: the package
+    warns instead, as the 3.14 stdlib's finalization does (``<sys>:0: RuntimeWarning:``)."""
+    return any(_native_api.is_owned(i) for i, _ in _native_api.list_all())
 
 
 def _refuse_fork_while_subinterpreters_live() -> None:
@@ -187,6 +293,7 @@ def _install() -> None:
     (a subinterpreter's exit is its closer's business)."""
     sys.excepthook = _note_uncaught(sys.excepthook)
     sys.exit = _note_exit(sys.exit)
+    _watch_program_exit()
     atexit.register(_shutdown)
     for name in ("fork", "forkpty"):
         if hasattr(os, name):
