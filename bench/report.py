@@ -217,6 +217,57 @@ def evaluate_targets(rows: Sequence[Row], workers: int, version: tuple[int, int]
             "ours vs stdlib InterpreterPoolExecutor",
         )
     )
+    tpe = _find(rows, "executor_tiny", "", "threads")
+    out.append(
+        _target(
+            "executor tiny-task throughput >= 1.5x ThreadPoolExecutor",
+            1.5,
+            ratio(ours_pool, tpe),
+            "not measured",
+            "ours InterpreterPoolExecutor vs ThreadPoolExecutor, same run",
+        )
+    )
+    out.append(
+        _target(
+            "executor tiny-task throughput >= 10x stdlib executor",
+            10.0,
+            ratio(ours_pool, std_pool),
+            why,
+            "ours vs stdlib InterpreterPoolExecutor",
+        )
+    )
+    out.append(
+        _target(
+            "map tiny-task throughput >= 3x ThreadPoolExecutor.map",
+            3.0,
+            ratio(
+                _find(rows, "executor_map", "map, ", "ours_pool"),
+                _find(rows, "executor_map", "map, ", "threads"),
+            ),
+            "not measured",
+            "ours map() (chunk size picked by itself) vs ThreadPoolExecutor.map, chunksize=1",
+        )
+    )
+    for label in ("call(f, dict", "call(f, list"):
+        ours_x = _find(rows, "crossing", label, "ours")
+        out.append(
+            _target(
+                f"{label}...) as data >= 3x our pickle path",
+                3.0,
+                ratio(ours_x, _find(rows, "crossing", label, "ours_pickle")),
+                "not measured",
+                "built-in containers vs a subclass of them (pickled), same content",
+            )
+        )
+        out.append(
+            _target(
+                f"{label}...) >= 5x the 3.14 stdlib",
+                5.0,
+                ratio(ours_x, _find(rows, "crossing", label, "std_hl")) if is314 else None,
+                "needs Python 3.14+" if not is314 else "not measured",
+                "ours Subinterpreter.call vs concurrent.interpreters call",
+            )
+        )
     op = f"{workers} workers"
     pool = _find(rows, "executor_cpu", op, "ours_pool")
     which = "ours InterpreterPoolExecutor"

@@ -53,6 +53,7 @@ CASES: Final = (
     "create",
     "create_parallel",
     "roundtrip",
+    "crossing",
     "buffers",
     "queue",
     "executor_tiny",
@@ -332,6 +333,48 @@ def case_roundtrip(ctx: Ctx) -> list[Timed]:
     return out
 
 
+def case_crossing(ctx: Ctx) -> list[Timed]:
+    """``call(size_of, value)`` with a 1,000-entry ``dict[str, int]`` and a list of 1,000 small
+    tuples: built-in containers cross as data; their subclasses (same content) by pickle."""
+    a, stack = ctx.avail, ctx.stack
+    case = "crossing"
+    values = {
+        "dict[str, int] x1000": {f"key{i}": i for i in range(1000)},
+        "list of 1000 tuples": [(i, f"s{i}", float(i)) for i in range(1000)],
+    }
+    out: list[Timed] = []
+    for label, value in values.items():
+        pickled: object
+        if isinstance(value, dict):
+            pickled = workloads.PickledDict(value)
+        else:
+            pickled = workloads.PickledList(value)
+
+        def ours(v: object = value) -> Run:
+            return _loop(a.ours_interp(stack).call, workloads.size_of, v)
+
+        def ours_pickle(v: object = pickled) -> Run:
+            return _loop(a.ours_interp(stack).call, workloads.size_of, v)
+
+        def std(v: object = value) -> Run:
+            return _loop(a.std_hl_interp(stack).call, workloads.size_of, v)
+
+        def proc(v: object = value) -> Run:
+            pw = ProcessWorker()
+            stack.callback(pw.close)
+            return _loop(pw.call, workloads.size_of, v)
+
+        op = f"call(f, {label})"
+        std_skip = "" if sys.version_info >= (3, 14) else "call() with arguments: 3.14+"
+        out += [
+            Timed(case, op, "ours (as data)", "ours", ours),
+            Timed(case, op, "ours (a subclass: pickle)", "ours_pickle", ours_pickle),
+            Timed(case, op, a.hl_label, "std_hl", std, skip=std_skip or a.unavailable_hl()),
+            Timed(case, op, "multiprocessing worker", "procs", proc, note="Pipe"),
+        ]
+    return out
+
+
 def _size_label(size: int) -> str:
     return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
 
@@ -600,6 +643,7 @@ CASE_FUNCS: Final[dict[str, Callable[[Ctx], list[Timed]]]] = {
     "create": case_create,
     "create_parallel": case_create_parallel,
     "roundtrip": case_roundtrip,
+    "crossing": case_crossing,
     "buffers": case_buffers,
     "queue": case_queue,
     "executor_tiny": case_executor_tiny,

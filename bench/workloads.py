@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
 __all__ = [
+    "PickledDict",
+    "PickledList",
     "add",
     "calibrate_primes",
     "count_primes",
@@ -24,12 +26,28 @@ __all__ = [
     "mp_worker",
     "nbytes",
     "noargs",
+    "size_of",
 ]
 
 
 def add(a: int, b: int) -> int:
     """The round-trip call: two small ints in, one out."""
     return a + b
+
+
+def size_of(value: Any) -> int:
+    """What a crossing call does inside: ``len(value)`` (the stdlib's ``call`` needs a
+    module-level function)."""
+    return len(value)
+
+
+class PickledDict(dict[str, int]):
+    """A ``dict`` subclass: it crosses by pickle (ours and the stdlib's), the reference for the
+    built-in containers crossing as data."""
+
+
+class PickledList(list[tuple[int, str, float]]):
+    """A ``list`` subclass: it crosses by pickle, as :class:`PickledDict`."""
 
 
 def noargs() -> None:
