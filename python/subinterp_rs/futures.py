@@ -10,7 +10,10 @@ behaviour, on every supported Python, and faster::
         assert pool.submit(pow, 2, 10).result() == 1024
         assert list(pool.map(abs, [-1, -2], chunksize=64)) == [1, 2]
 
-Each worker thread owns one interpreter for its whole life: it creates it when it starts (so
+The work queue, the worker loop and the completion of futures are native: ``submit`` pushes
+onto a queue without a Python-level lock, and each worker takes its share of the queue at once
+and runs it in one visit to its interpreter (see ``docs/executor.md``). Each worker thread
+owns one interpreter for its whole life: it creates it when it starts (so
 workers start their interpreters in parallel; on 3.12 only the creation proper is one at a
 time), runs every task it takes there, and closes it when it exits (at ``shutdown()``, when
 the executor is garbage-collected, or at process exit). Tasks of one worker share that
@@ -20,7 +23,8 @@ interpreter's modules and globals, as with the stdlib. Worker interpreters start
 How tasks get in and results out (no pickle where none is needed):
 
 * shareable values (``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, tuples of these,
-  buffers, queues) cross as data; anything else is pickled;
+  buffers, queues) and the built-in containers (``list``, ``dict``, ``set``, ...) cross as
+  data; anything else is pickled;
 * importable functions, builtins and classes cross by name; functions of a script's
   ``__main__`` are found again by running that script as ``__mp_main__`` (``if __name__ ==
   "__main__":`` blocks do not run), as ``multiprocessing``'s spawn does;
