@@ -448,28 +448,21 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
             raise RuntimeError("cannot schedule new futures after interpreter shutdown")
 
     def _submit(self, fn: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
-        # No lock: the native queue has its own, and a closed one refuses the task.
-        self._check_usable()
-        f = _TaskFuture()
-        f._pool = self._pool
-        f._task = task = self._next_task()
-        self._futures[task] = f
-        try:
-            _, idle = _native_api.executor_submit(self._pool, task, fn, args, kwargs or None)
-        except Exception as exc:
-            return self._not_submitted(task, f, exc)
-        if not idle and len(self._threads) < self._max_workers:
-            self._adjust_thread_count()
-        return f
+        return self._queue_task(_native_api.executor_submit, fn, args, kwargs or None)
 
     def _submit_chunk(self, fn: object, chunk: tuple[tuple[Any, ...], ...]) -> Future[Any]:
+        return self._queue_task(_native_api.executor_submit_chunk, fn, chunk)
+
+    def _queue_task(self, push: Callable[..., tuple[int, int]], *what: object) -> Future[Any]:
+        """A new future, its task pushed onto the native queue by ``push(pool, task, *what)``.
+        No lock: the native queue has its own, and a closed one refuses the task."""
         self._check_usable()
         f = _TaskFuture()
         f._pool = self._pool
         f._task = task = self._next_task()
         self._futures[task] = f
         try:
-            _, idle = _native_api.executor_submit_chunk(self._pool, task, fn, chunk)
+            _, idle = push(self._pool, task, *what)
         except Exception as exc:
             return self._not_submitted(task, f, exc)
         if not idle and len(self._threads) < self._max_workers:

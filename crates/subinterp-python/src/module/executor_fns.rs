@@ -57,6 +57,34 @@ unsafe fn values_of(tuple: *mut PyObject, what: &str) -> Option<Vec<Value>> {
     }
 }
 
+/// A task's callable as a value; `None` with the error set.
+unsafe fn callable_value(callable: *mut PyObject) -> Option<Value> {
+    // SAFETY: the GIL is held.
+    unsafe {
+        match xi::to_value(callable, Fallback::PickleClosures) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                not_shareable("callable", &e);
+                None
+            }
+        }
+    }
+}
+
+/// A new list of task ids (null with an error set).
+unsafe fn id_list(ids: &[i64]) -> *mut PyObject {
+    // SAFETY: the GIL is held; PyList_SET_ITEM steals each new reference.
+    unsafe {
+        let list = pyo3_ffi::PyList_New(ids.len() as Py_ssize_t);
+        if !list.is_null() {
+            for (i, id) in ids.iter().enumerate() {
+                pyo3_ffi::PyList_SET_ITEM(list, i as Py_ssize_t, args::integer(*id));
+            }
+        }
+        list
+    }
+}
+
 /// `(task id, idle workers)` for a submission; null with the error set.
 unsafe fn submitted(pool: i64, task: i64, work: Work) -> *mut PyObject {
     // SAFETY: the GIL is held; PyTuple_SetItem steals the new references.
@@ -218,10 +246,7 @@ native_functions! {
             args::set_error(pyo3_ffi::PyExc_TypeError, "args must be a tuple");
             return std::ptr::null_mut();
         }
-        let callable = match xi::to_value(callable, Fallback::PickleClosures) {
-            Ok(v) => v,
-            Err(e) => return not_shareable("callable", &e),
-        };
+        let Some(callable) = callable_value(callable) else { return std::ptr::null_mut() };
         let Some(args) = values_of(args, "argument") else { return std::ptr::null_mut() };
         let mut kw = Vec::new();
         if kwargs != pyo3_ffi::Py_None() {
@@ -253,10 +278,7 @@ native_functions! {
             args::set_error(pyo3_ffi::PyExc_TypeError, "items must be a tuple of tuples");
             return std::ptr::null_mut();
         }
-        let callable = match xi::to_value(callable, Fallback::PickleClosures) {
-            Ok(v) => v,
-            Err(e) => return not_shareable("callable", &e),
-        };
+        let Some(callable) = callable_value(callable) else { return std::ptr::null_mut() };
         let n = pyo3_ffi::PyTuple_Size(items);
         let mut all = Vec::with_capacity(n as usize);
         for i in 0..n {
@@ -328,12 +350,6 @@ native_functions! {
         let Some(pool) = args::int(pool, "pool") else { return std::ptr::null_mut() };
         let Some(cancel) = args::truth(cancel) else { return std::ptr::null_mut() };
         let Some(forget) = args::truth(forget) else { return std::ptr::null_mut() };
-        let dropped = executor::close(pool, cancel, forget);
-        let list = pyo3_ffi::PyList_New(dropped.len() as Py_ssize_t);
-        if list.is_null() { return list; }
-        for (i, id) in dropped.iter().enumerate() {
-            pyo3_ffi::PyList_SET_ITEM(list, i as Py_ssize_t, args::integer(*id));
-        }
-        list
+        id_list(&executor::close(pool, cancel, forget))
     }
 }
