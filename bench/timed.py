@@ -338,17 +338,14 @@ def case_crossing(ctx: Ctx) -> list[Timed]:
     tuples: built-in containers cross as data; their subclasses (same content) by pickle."""
     a, stack = ctx.avail, ctx.stack
     case = "crossing"
-    values = {
-        "dict[str, int] x1000": {f"key{i}": i for i in range(1000)},
-        "list of 1000 tuples": [(i, f"s{i}", float(i)) for i in range(1000)],
-    }
+    d = {f"key{i}": i for i in range(1000)}
+    tuples = [(i, f"s{i}", float(i)) for i in range(1000)]
+    values: list[tuple[str, object, object]] = [
+        ("dict[str, int] x1000", d, workloads.PickledDict(d)),
+        ("list of 1000 tuples", tuples, workloads.PickledList(tuples)),
+    ]
     out: list[Timed] = []
-    for label, value in values.items():
-        pickled: object
-        if isinstance(value, dict):
-            pickled = workloads.PickledDict(value)
-        else:
-            pickled = workloads.PickledList(value)
+    for label, value, pickled in values:
 
         def ours(v: object = value) -> Run:
             return _loop(a.ours_interp(stack).call, workloads.size_of, v)
