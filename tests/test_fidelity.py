@@ -7,6 +7,7 @@ on ours side by side; elsewhere it checks ours against what the stdlib does ther
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import sys
 import textwrap
@@ -361,3 +362,25 @@ def test_ctrl_c_during_exec_is_delivered_when_it_returns(name: str) -> None:
         """
     )
     assert ran.lines() == ["KeyboardInterrupt after the exec"], ran.detail()
+
+
+# -- list_all() lists interpreters made outside the package ---------------------------------
+
+
+def test_list_all_lists_interpreters_made_elsewhere() -> None:
+    # 3.12's private module too (_xxsubinterpreters), as 3.13+'s _interpreters: all are listed.
+    name = "_xxsubinterpreters" if sys.version_info < (3, 13) else "_interpreters"
+    low = importlib.import_module(name)
+    # 3.12: the InterpreterID objects keep theirs alive (dropping the last one destroys it).
+    handles = [low.create() for _ in range(2)]
+    made = {int(h) for h in handles}
+    try:
+        with Subinterpreter.create() as si:
+            ours = {i.id for i in interpreters.list_all()}
+            theirs = {int(i[0] if isinstance(i, tuple) else i) for i in low.list_all()}
+            assert made | {si.id, interpreters.get_main().id} <= ours
+            assert ours == theirs
+    finally:
+        for h in handles:
+            low.destroy(h)
+    assert not made & {i.id for i in interpreters.list_all()}
