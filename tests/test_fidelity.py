@@ -34,6 +34,18 @@ both = pytest.mark.parametrize(
 )
 """Run a test on our module and, where there is one, on the stdlib's."""
 
+by_name = pytest.mark.parametrize(
+    "name",
+    [
+        "subinterp_rs.interpreters",
+        pytest.param(
+            "concurrent.interpreters",
+            marks=pytest.mark.skipif(STDLIB is None, reason="the stdlib's module: 3.14+"),
+        ),
+    ],
+)
+"""The same, by module name, for tests that import it in a child process."""
+
 REMAINING = (
     "<sys>:0: RuntimeWarning: remaining subinterpreters; close them with Interpreter.close()"
 )
@@ -197,10 +209,8 @@ def test_interpreter_hash_and_equality_survive_close(mod: Any) -> None:
 # -- the warning at exit -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["subinterp_rs.interpreters", "concurrent.interpreters"])
+@by_name
 def test_exit_with_interpreters_open_warns(name: str) -> None:
-    if name == "concurrent.interpreters" and STDLIB is None:
-        pytest.skip("the stdlib's module: 3.14+")
     ran = run_snippet(
         f"""
         import importlib
@@ -224,10 +234,8 @@ def test_exit_without_open_interpreters_does_not_warn() -> None:
     assert ran.stderr == "", ran.detail()
 
 
-@pytest.mark.parametrize("name", ["subinterp_rs.interpreters", "concurrent.interpreters"])
+@by_name
 def test_exit_of_the_repl_with_interpreters_open_warns(name: str) -> None:
-    if name == "concurrent.interpreters" and STDLIB is None:
-        pytest.skip("the stdlib's module: 3.14+")
     proc = run_python(
         *("-i", "-q"),
         input=f"import importlib\ninterpreters = importlib.import_module({name!r})\n"
@@ -336,10 +344,8 @@ def test_annotations_match_typeshed(tmp_path: Path) -> None:
 # -- Ctrl-C during exec ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["subinterp_rs.interpreters", "concurrent.interpreters"])
+@by_name
 def test_ctrl_c_during_exec_is_delivered_when_it_returns(name: str) -> None:
-    if name == "concurrent.interpreters" and STDLIB is None:
-        pytest.skip("the stdlib's module: 3.14+")
     ran = run_snippet(
         f"""
         import importlib, os, signal, threading
