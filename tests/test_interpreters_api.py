@@ -31,6 +31,7 @@ from _helpers import (
     pipe,
     run_output,
     run_python,
+    run_threads,
     running_in_thread,
     stable_id,
     stdlib_interpreters,
@@ -822,18 +823,8 @@ def test_close_main() -> None:
     main = interpreters.get_main()
     with pytest.raises(InterpreterError):
         main.close()
-    errors = []
-
-    def f() -> None:
-        try:
-            main.close()
-        except InterpreterError as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=f)
-    t.start()
-    t.join()
-    assert len(errors) == 1
+    with pytest.raises(InterpreterError):
+        run_threads(main.close)  # from another thread too
     assert main.is_running()
 
 
@@ -884,18 +875,7 @@ def test_close_from_sibling() -> None:
 
 def test_close_from_other_thread() -> None:
     interp = interpreters.create()
-    errors = []
-
-    def f() -> None:
-        try:
-            interp.close()
-        except Exception as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=f)
-    t.start()
-    t.join()
-    assert errors == []
+    run_threads(interp.close)  # raises here what close() raised there
     assert not interp_exists(interp.id)
 
 

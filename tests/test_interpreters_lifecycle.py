@@ -309,10 +309,12 @@ def test_close_from_inside_while_running() -> None:
     assert proc.stdout.splitlines() == ["InterpreterError", "(1, 2)"]
 
 
-def test_close_with_remaining_threads() -> None:
-    # Like the stdlib: close() waits for the interpreter's (non-daemon) threads.
+def _close_while_threads_run(threads: str) -> list[str]:
+    """Lines printed by a child that starts ``threads`` (code run in a new interpreter, whose
+    threads write ``b'F'`` to the pipe ``w`` when they end), then closes the interpreter."""
+    inside = textwrap.indent(textwrap.dedent(threads), " " * 12)
     proc = run_snippet(
-        """
+        f"""
         import os
         from subinterp_rs import interpreters
         r, w = os.pipe()
@@ -321,14 +323,7 @@ def test_close_with_remaining_threads() -> None:
             import os
             import threading
             import time
-
-            def task():
-                time.sleep(0.5)
-                os.write({w}, b'F')
-
-            threads = [threading.Thread(target=task) for _ in range(3)]
-            for t in threads:
-                t.start()
+{inside}
             ''')
         try:
             interp.close()
@@ -339,46 +334,41 @@ def test_close_with_remaining_threads() -> None:
         """,
         timeout=60,
     )
-    assert proc.stdout.splitlines() == ["closed", "b'F'"]
+    return proc.stdout.splitlines()
+
+
+def test_close_with_remaining_threads() -> None:
+    # Like the stdlib: close() waits for the interpreter's (non-daemon) threads.
+    threads = """
+        def task():
+            time.sleep(0.5)
+            os.write({w}, b'F')
+
+        threads = [threading.Thread(target=task) for _ in range(3)]
+        for t in threads:
+            t.start()
+        """
+    assert _close_while_threads_run(threads) == ["closed", "b'F'"]
 
 
 def test_close_subthreads_still_running() -> None:
-    proc = run_snippet(
+    threads = """
+        done = False
+
+        def notify_fini():
+            global done
+            done = True
+            t.join()
+        threading._register_atexit(notify_fini)
+
+        def task():
+            while not done:
+                time.sleep(0.1)
+            os.write({w}, b'F')
+        t = threading.Thread(target=task)
+        t.start()
         """
-        import os
-        from subinterp_rs import interpreters
-        r, w = os.pipe()
-        interp = interpreters.create()
-        interp.exec(f'''if True:
-            import os
-            import threading
-            import time
-
-            done = False
-
-            def notify_fini():
-                global done
-                done = True
-                t.join()
-            threading._register_atexit(notify_fini)
-
-            def task():
-                while not done:
-                    time.sleep(0.1)
-                os.write({w}, b'F')
-            t = threading.Thread(target=task)
-            t.start()
-            ''')
-        try:
-            interp.close()
-            print('closed')
-        except interpreters.InterpreterError as exc:
-            print('refused:', exc)
-        print(os.read(r, 1))
-        """,
-        timeout=60,
-    )
-    assert proc.stdout.splitlines() == ["closed", "b'F'"]
+    assert _close_while_threads_run(threads) == ["closed", "b'F'"]
 
 
 # -- who keeps an interpreter alive -------------------------------------------------------------
