@@ -154,7 +154,10 @@ pub fn submit(pool: i64, id: i64, work: Work) -> Result<(i64, usize), PoolError>
     st.queue.push_back(Task { id, work, state });
     let idle = st.idle;
     drop(st);
-    p.ready.notify_one();
+    if idle > 0 {
+        // (A notify is a system call even with nobody waiting.)
+        p.ready.notify_one();
+    }
     Ok((id, idle))
 }
 
@@ -259,7 +262,7 @@ pub unsafe fn work(
         if !st.queue.is_empty() {
             let share = st.queue.len().div_ceil(workers.max(1)).clamp(1, max.max(1));
             let tasks: Vec<Task> = st.queue.drain(..share).collect();
-            let more = !st.queue.is_empty();
+            let more = !st.queue.is_empty() && st.idle > 0;
             drop(st);
             if more {
                 p.ready.notify_one();

@@ -194,10 +194,16 @@ pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value, 
                 }
             }
         }
-        if let Some(v) = shareable(obj, 0) {
-            return Ok(v);
+        // Functions, builtins and classes are never shareable: straight to their name.
+        let named = pyo3_ffi::PyFunction_Check(obj) != 0
+            || pyo3_ffi::PyCFunction_Check(obj) != 0
+            || pyo3_ffi::PyType_Check(obj) != 0;
+        if !named {
+            if let Some(v) = shareable(obj, 0) {
+                return Ok(v);
+            }
+            pyo3_ffi::PyErr_Clear();
         }
-        pyo3_ffi::PyErr_Clear();
         if fallback == Fallback::SharedOnly {
             return Err(NotShareable(Some(format!(
                 "{} object is not shareable between interpreters",
@@ -263,13 +269,14 @@ unsafe fn importable_name(obj: *mut PyObject) -> Option<(String, String)> {
         if let Some(cache) = cache {
             let hit = pyo3_ffi::PyDict_GetItemWithError(cache, obj); // borrowed
             if !hit.is_null() && pyo3_ffi::PyTuple_Check(hit) != 0 {
-                let module = pyutil::str_to_string(pyo3_ffi::PyTuple_GetItem(hit, 0));
-                let qualname = pyutil::str_to_string(pyo3_ffi::PyTuple_GetItem(hit, 1));
-                if let (Some(m), Some(q)) = (module, qualname) {
-                    // Still what the module holds under that name (not replaced since)?
-                    let found = resolve(&m, &q);
-                    pyo3_ffi::PyErr_Clear();
-                    if found.is_some_and(|f| f.as_ptr() == obj) {
+                let (m, q) = (
+                    pyo3_ffi::PyTuple_GetItem(hit, 0),
+                    pyo3_ffi::PyTuple_GetItem(hit, 1),
+                );
+                // Still what the module holds under that name (not replaced since)?
+                if still_named(obj, m, q) {
+                    if let (Some(m), Some(q)) = (pyutil::str_to_string(m), pyutil::str_to_string(q))
+                    {
                         return Some((m, q));
                     }
                 }
@@ -293,6 +300,31 @@ unsafe fn importable_name(obj: *mut PyObject) -> Option<(String, String)> {
     }
 }
 
+/// Whether `module.qualname` (both `str`) is `obj`: the module imported already, the
+/// qualname one name or dotted. Leaves an error set when it is not.
+///
+/// # Safety
+/// The current interpreter's GIL is held; the pointers are alive.
+unsafe fn still_named(obj: *mut PyObject, module: *mut PyObject, qualname: *mut PyObject) -> bool {
+    // SAFETY: the GIL is held; references are owned and dropped here.
+    unsafe {
+        let Some(m) = Owned::from_owned(pyo3_ffi::PyImport_GetModule(module)) else {
+            return false;
+        };
+        if pyo3_ffi::PyUnicode_FindChar(qualname, u32::from('.'), 0, isize::MAX, 1) == -1 {
+            return Owned::from_owned(pyo3_ffi::PyObject_GetAttr(m.as_ptr(), qualname))
+                .is_some_and(|f| f.as_ptr() == obj);
+        }
+        let (Some(module), Some(qualname)) = (
+            pyutil::str_to_string(module),
+            pyutil::str_to_string(qualname),
+        ) else {
+            return false;
+        };
+        resolve(&module, &qualname).is_some_and(|f| f.as_ptr() == obj)
+    }
+}
+
 /// How many objects [`importable_name`] remembers per interpreter (then it starts over).
 const NAME_CACHE_MAX: isize = 512;
 
@@ -304,18 +336,46 @@ const NAME_CACHE_MAX: isize = 512;
 /// The current interpreter's GIL is held.
 unsafe fn name_cache() -> Option<*mut PyObject> {
     const KEY: &std::ffi::CStr = c"subinterp_rs.importable_names";
+    thread_local! {
+        /// The cache of the interpreter (by id: ids are never reused) this thread used last.
+        static LAST: std::cell::Cell<(i64, *mut PyObject)> =
+            const { std::cell::Cell::new((-1, std::ptr::null_mut())) };
+    }
+    // SAFETY: the GIL is held; the dict is kept alive by the state dict of its interpreter,
+    // which is the current one when the ids match (and alive: we run in it).
+    unsafe {
+        let interp = pyo3_ffi::PyInterpreterState_Get();
+        let id = pyo3_ffi::PyInterpreterState_GetID(interp);
+        let (last_id, last) = LAST.get();
+        if last_id == id && id >= 0 {
+            return Some(last);
+        }
+        let found = name_cache_of(interp, KEY)?;
+        LAST.set((id, found));
+        Some(found)
+    }
+}
+
+/// [`name_cache`] of `interp`, looked up (or made) in its state dict under `key`.
+///
+/// # Safety
+/// The GIL of `interp`, the current interpreter, is held.
+unsafe fn name_cache_of(
+    interp: *mut pyo3_ffi::PyInterpreterState,
+    key: &std::ffi::CStr,
+) -> Option<*mut PyObject> {
     // SAFETY: the GIL is held; the dict is kept alive by the state dict.
     unsafe {
-        let state = pyo3_ffi::PyInterpreterState_GetDict(pyo3_ffi::PyInterpreterState_Get());
+        let state = pyo3_ffi::PyInterpreterState_GetDict(interp);
         if state.is_null() {
             return None;
         }
-        let hit = pyo3_ffi::PyDict_GetItemString(state, KEY.as_ptr());
+        let hit = pyo3_ffi::PyDict_GetItemString(state, key.as_ptr());
         if !hit.is_null() {
             return Some(hit);
         }
         let fresh = Owned::from_owned(pyo3_ffi::PyDict_New())?;
-        if pyo3_ffi::PyDict_SetItemString(state, KEY.as_ptr(), fresh.as_ptr()) < 0 {
+        if pyo3_ffi::PyDict_SetItemString(state, key.as_ptr(), fresh.as_ptr()) < 0 {
             pyo3_ffi::PyErr_Clear();
             return None;
         }
