@@ -110,6 +110,36 @@ del _RefusedInIsolated, sys
 """
 
 
+# Run in every new isolated interpreter: an extension module that refuses isolated
+# interpreters raises an ImportError that names it and says what to do, not only CPython's
+# "does not support loading in subinterpreters".
+_EXPLAIN = """
+def _explain():
+    from importlib.machinery import ExtensionFileLoader
+    create = ExtensionFileLoader.create_module
+    def create_module(self, spec):
+        try:
+            return create(self, spec)
+        except ImportError as exc:
+            if "subinterpreters" not in str(exc):
+                raise
+            top = spec.name.partition(".")[0]
+            raise ImportError(
+                f"{{exc}}: the extension module {{spec.name!r}} (of package {{top!r}}) cannot "
+                "be loaded in an isolated subinterpreter (it does not support several "
+                "interpreters). Run this work in an interpreter made with "
+                "InterpreterConfig.legacy() (which shares main's GIL), or in a process pool "
+                "(concurrent.futures.ProcessPoolExecutor); `python -m subinterp_rs.check "
+                f"{{top}}` tells what loads where.",
+                name=exc.name or spec.name,
+                path=exc.path,
+            ) from None
+    ExtensionFileLoader.create_module = create_module
+_explain()
+del _explain
+"""
+
+
 def import_in_main_first(*, legacy: bool = False) -> None:
     """Import this Python's :data:`FIRST_IN_MAIN` modules (and, for an interpreter that loads
     single-phase extension modules, ``legacy``, its :data:`FIRST_IN_MAIN_LEGACY` ones), once,
@@ -137,9 +167,11 @@ def _import_all(names: tuple[str, ...]) -> None:
 
 def guard_new_interpreter(id: int, *, isolated: bool) -> None:
     """In a new interpreter ``id`` whose config checks extension modules (``isolated``), make
-    the modules of :data:`REFUSED_IN_ISOLATED` raise a clear ``ImportError``. Nothing on a
-    Python without such modules."""
-    if _REFUSED and isolated:
-        _native_api.exec(
-            id, _GUARD.format(refused=_REFUSED, version=f"{_VERSION[0]}.{_VERSION[1]}")
-        )
+    an extension module that refuses it raise an ``ImportError`` that names it and says what
+    to do, and the modules of :data:`REFUSED_IN_ISOLATED` raise a clear one."""
+    if not isolated:
+        return
+    script = _EXPLAIN.format()
+    if _REFUSED:
+        script += _GUARD.format(refused=_REFUSED, version=f"{_VERSION[0]}.{_VERSION[1]}")
+    _native_api.exec(id, script)
