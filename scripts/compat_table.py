@@ -119,13 +119,10 @@ def render() -> Path:
             if row["distribution"] != "(stdlib)":
                 meta[row["module"]] = f"{row['distribution']} {row['version']}"
     lines = []
-    for title, pick in (
-        ("PyPI packages", lambda m: m in meta),
-        ("Stdlib extension modules", lambda m: m not in meta),
-    ):
+    for title, packages in (("PyPI packages", True), ("Stdlib extension modules", False)):
         lines += [f"#### {title}", "", "| module | " + " | ".join(pythons) + " |"]
         lines.append("|---|" + "---|" * len(pythons))
-        for module in sorted(m for m in by_module if pick(m)):
+        for module in sorted(m for m in by_module if (m in meta) == packages):
             label = f"`{module}`" + (f" ({meta[module]})" if module in meta else "")
             absent = "not installed" if module in meta else "-"
             cells = [
@@ -140,4 +137,6 @@ def render() -> Path:
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "run"
-    print({"run": run, "render": render}[what]())
+    if what not in ("run", "render"):
+        raise SystemExit(f"usage: {sys.argv[0]} run|render")
+    print(run() if what == "run" else render())

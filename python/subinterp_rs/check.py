@@ -35,10 +35,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal
 
-__all__ = ["CONFIGS", "Result", "Status", "check", "main"]
+__all__ = ["CONFIGS", "Result", "all_modules", "check", "main"]
 
-type Status = Literal["loads", "loads-without-accelerators", "refuses", "crashes"]
-type Config = Literal["isolated", "legacy"]
 
 CONFIGS: Final = ("isolated", "legacy")
 """The configs a module can be checked under (``InterpreterConfig.isolated()``/``legacy()``)."""
@@ -100,8 +98,8 @@ class Result:
     """What importing ``module`` in a fresh interpreter of ``config`` did."""
 
     module: str
-    config: Config
-    status: Status
+    config: Literal["isolated", "legacy"]
+    status: Literal["loads", "loads-without-accelerators", "refuses", "crashes"]
     reason: str | None = None
     """Why it refuses (the exception, ``"Type: message"``), or how the child died."""
     missing_extensions: tuple[str, ...] = ()
@@ -115,7 +113,7 @@ class Result:
     """The CPython version that ran the check."""
 
 
-def _attempt(module: str, config: Config, timeout: float) -> Result:
+def _attempt(module: str, config: Literal["isolated", "legacy"], timeout: float) -> Result:
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
     try:
@@ -160,12 +158,16 @@ def _signal_name(sig: int) -> str:
         return f"killed by signal {sig}"
 
 
-def _check_one(module: str, config: Config, timeout: float) -> Result:
+def _check_one(module: str, config: Literal["isolated", "legacy"], timeout: float) -> Result:
     result = _attempt(module, config, timeout)
-    if result.status == "refuses" and config == "isolated" and result.reason is not None:
-        if not result.reason.startswith("in main too"):
-            legacy = _attempt(module, "legacy", timeout)
-            result = dataclasses.replace(result, legacy_loads=legacy.status.startswith("loads"))
+    if (
+        result.status == "refuses"
+        and config == "isolated"
+        and result.reason is not None
+        and not result.reason.startswith("in main too")
+    ):
+        legacy = _attempt(module, "legacy", timeout)
+        result = dataclasses.replace(result, legacy_loads=legacy.status.startswith("loads"))
     return result
 
 
@@ -179,7 +181,7 @@ def all_modules() -> list[str]:
 def check(
     modules: Iterable[str] | None = None,
     *,
-    config: Config = "isolated",
+    config: Literal["isolated", "legacy"] = "isolated",
     timeout: float = 120.0,
     jobs: int | None = None,
 ) -> list[Result]:
