@@ -113,7 +113,7 @@ del _RefusedInIsolated, sys
 # Run in every new isolated interpreter: an extension module that refuses isolated
 # interpreters raises an ImportError that names it and says what to do, not only CPython's
 # "does not support loading in subinterpreters".
-_EXPLAIN = """
+_EXPLAIN_SOURCE = """
 def _explain():
     from importlib.machinery import ExtensionFileLoader
     create = ExtensionFileLoader.create_module
@@ -125,19 +125,21 @@ def _explain():
                 raise
             top = spec.name.partition(".")[0]
             raise ImportError(
-                f"{{exc}}: the extension module {{spec.name!r}} (of package {{top!r}}) cannot "
+                f"{exc}: the extension module {spec.name!r} (of package {top!r}) cannot "
                 "be loaded in an isolated subinterpreter (it does not support several "
                 "interpreters). Run this work in an interpreter made with "
                 "InterpreterConfig.legacy() (which shares main's GIL), or in a process pool "
                 "(concurrent.futures.ProcessPoolExecutor); `python -m subinterp_rs.check "
-                f"{{top}}` tells what loads where.",
+                f"{top}` tells what loads where.",
                 name=exc.name or spec.name,
                 path=exc.path,
             ) from None
     ExtensionFileLoader.create_module = create_module
 _explain()
-del _explain
 """
+# Run in a namespace of its own: a function kept by importlib whose globals were __main__'s
+# would keep __main__ (and what it holds) alive into the interpreter's finalization.
+_EXPLAIN = f"exec({_EXPLAIN_SOURCE!r}, {{'__builtins__': __builtins__}})\n"
 
 
 def import_in_main_first(*, legacy: bool = False) -> None:
@@ -171,7 +173,7 @@ def guard_new_interpreter(id: int, *, isolated: bool) -> None:
     to do, and the modules of :data:`REFUSED_IN_ISOLATED` raise a clear one."""
     if not isolated:
         return
-    script = _EXPLAIN.format()
+    script = _EXPLAIN
     if _REFUSED:
         script += _GUARD.format(refused=_REFUSED, version=f"{_VERSION[0]}.{_VERSION[1]}")
     _native_api.exec(id, script)

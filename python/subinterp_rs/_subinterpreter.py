@@ -6,11 +6,12 @@ Rust core's ``Config`` and ``Subinterpreter`` (themselves after pybind11's
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import Any, Literal, Self
 
-from . import _native_api, logs
+from . import _native_api
 from ._errors import InterpreterError
 from ._preimport import guard_new_interpreter, import_in_main_first
 
@@ -185,7 +186,7 @@ class Subinterpreter:
         logging records and warnings go to the main interpreter's (see
         :mod:`subinterp_rs.logs`).
         """
-        forward = logs.wanted(forward_logging)
+        forward = forward_logging_wanted(forward_logging)
         if config is None:
             config = InterpreterConfig()
         elif not isinstance(config, InterpreterConfig):
@@ -195,6 +196,8 @@ class Subinterpreter:
         try:
             guard_new_interpreter(id, isolated=config.check_multi_interp_extensions)
             if forward:
+                from . import logs
+
                 logs.attach(id)
         except BaseException:
             _native_api.destroy(id)
@@ -286,7 +289,9 @@ class Subinterpreter:
                 f"interpreter {id} is not owned by this handle (main, current or disarmed); "
                 "only the handle returned by Subinterpreter.create() can close it"
             )
-        logs.before_close(id)
+        logs = sys.modules.get("subinterp_rs.logs")
+        if logs is not None:
+            logs.before_close(id)
         _native_api.destroy(id)
         self._id = -1
         self._owned = False
@@ -318,6 +323,16 @@ class Subinterpreter:
         if getattr(self, "_owned", False) and self._id >= 0:
             with contextlib.suppress(Exception):
                 _native_api.release_owner(self._id)
+
+
+def forward_logging_wanted(forward: bool) -> bool:
+    """Whether an interpreter being created forwards its logging: asked for, or inside
+    ``subinterp_rs.logs.forward_logging()`` (``subinterp_rs.logs`` is only imported when it is
+    used: a module more in every interpreter changes what its finalization sees)."""
+    if not isinstance(forward, bool):
+        raise TypeError(f"forward_logging must be a bool, got {type(forward).__name__}")
+    logs = sys.modules.get("subinterp_rs.logs")
+    return forward or (logs is not None and logs.wanted(False))
 
 
 def _config_from_args(*args: Any) -> InterpreterConfig:

@@ -75,9 +75,9 @@ from concurrent.futures import _base as _futures_base
 from concurrent.futures import thread as _thread
 from typing import Any, Final, cast
 
-from . import _native_api, _worker, logs
+from . import _native_api, _worker
 from ._errors import ExecutionFailed, InterpreterError
-from ._subinterpreter import InterpreterConfig, Subinterpreter
+from ._subinterpreter import InterpreterConfig, Subinterpreter, forward_logging_wanted
 
 __all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor", "WorkerContext"]
 
@@ -155,7 +155,7 @@ class WorkerContext:
         elif not isinstance(config, InterpreterConfig):
             raise TypeError(f"config must be an InterpreterConfig, got {type(config).__name__}")
         cfg = config
-        forward = logs.wanted(forward_logging)
+        forward = forward_logging_wanted(forward_logging)
 
         def create_context() -> WorkerContext:
             return cls(initdata, cfg, forward)
