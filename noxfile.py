@@ -131,7 +131,8 @@ class Env:
         where = f"[{self.leg.name}{' sid chroot' if self.leg.in_sid else ''}"
         where += f", venv {self.venv}]" if venv else "]"
         if not silent:
-            shown = args if args[:2] != ("sh", "-c") else (args[3], *args[4:6], "...")
+            # MAKE_VENV's script and its long argument list: by name.
+            shown = (args[3], *args[4:6], "...") if args[2:3] == (MAKE_VENV,) else args
             session.log(f"{where} {shlex.join(shown)}")
         cargo = {"CARGO_TARGET_DIR": self.target, "PYO3_PYTHON": self.python}
         if not self.leg.in_sid:
@@ -267,7 +268,12 @@ def leg_session(session: nox.Session, leg: pythons.Leg) -> None:
         if len(args) < 2:
             session.error("run: no command given")
         with session.chdir(session.invoked_from):
-            env.run(session, *args[1:])
+            try:
+                env.run(session, *args[1:])
+            except nox.command.CommandFailed as exc:
+                # CMD's own exit status, as `scripts/test.sh run` has always given it (nox
+                # would say 1): SystemExit passes through nox's session runner.
+                raise SystemExit(exc.return_code or 1) from None
         return
     failed: list[str] = []
     with session.chdir(TOP):
@@ -295,10 +301,9 @@ def leg_session(session: nox.Session, leg: pythons.Leg) -> None:
             env.run(session, *pytest)
         except nox.command.CommandFailed as exc:
             failed.append("pytest")
-            reason = exc.reason or ""
-            if "exit code 5" in reason:
+            if exc.return_code == 5:
                 print("pytest collected no tests (exit 5): that is a failure", flush=True)
-            elif "exit code 124" in reason or "exit code 137" in reason:
+            elif exc.return_code in (124, 137):
                 print(f"pytest timed out after {LEG_TIMEOUT}s (SUBINTERP_LEG_TIMEOUT)", flush=True)
     if failed:
         session.error(f"LEG FAILED: {', '.join(failed)}")
