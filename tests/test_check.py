@@ -78,26 +78,24 @@ def test_bad_input() -> None:
     assert exited.value.code == 2
 
 
-def test_command_line_json_and_table() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "subinterp_rs.check", "--json", "json", "math"],
+def run_check(*args: str) -> str:
+    """``python -m subinterp_rs.check ARGS``'s stdout (it must exit 0)."""
+    return subprocess.run(
+        [sys.executable, "-m", "subinterp_rs.check", *args],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     ).stdout
-    rows = json.loads(out)
+
+
+def test_command_line_json_and_table() -> None:
+    rows = json.loads(run_check("--json", "json", "math"))
     assert [(r["module"], r["status"], r["config"]) for r in rows] == [
         ("json", "loads", "isolated"),
         ("math", "loads", "isolated"),
     ]
-    table = subprocess.run(
-        [sys.executable, "-m", "subinterp_rs.check", "--config", "legacy", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    table = run_check("--config", "legacy", "json")
     assert "config legacy" in table and "json" in table and "loads" in table
 
 

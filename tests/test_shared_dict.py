@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from typing import Any
 
 import pytest
@@ -58,6 +59,20 @@ def test_mapping_operations() -> None:
     d.clear()
     assert len(d) == 0 and d.items() == []
     assert repr(d).endswith("0 keys>")
+
+
+def test_containers_cross_as_data() -> None:
+    d = fresh()
+    value = [1, {"a": (2, [3.5, None])}, {4, 5}, frozenset({"x"}), bytearray(b"ba"), 1 + 2j]
+    d["c"] = value
+    got = d["c"]
+    assert got == value and got is not value
+    assert d.setdefault("c", []) == value
+    assert d.compare_and_set("c", value, {"new": [1]}) and d["c"] == {"new": [1]}
+    with Subinterpreter.create() as si:
+        assert si.call(ssd.get_by_name, d.name, "c") == {"new": [1]}
+    with pytest.raises(TypeError, match="increment needs"):
+        d.increment("c")
 
 
 def test_compare_and_set() -> None:
@@ -116,7 +131,11 @@ def test_size_bound() -> None:
 
 def test_what_cannot_go_in() -> None:
     d = fresh()
-    for bad in ([1], {"a": 1}, {1}, object(), memoryview(b"x"), (1, [2])):
+
+    class MyList(list[int]):
+        pass
+
+    for bad in (object(), memoryview(b"x"), (1, object()), MyList([1]), [threading.Lock()]):
         with pytest.raises(NotShareableError, match="must be None, bool, int"):
             d["k"] = bad
         with pytest.raises(NotShareableError):

@@ -3,7 +3,8 @@
 The mapping lives in the native runtime, not in any interpreter: its keys and values are kept
 as plain data, so any interpreter (main or a subinterpreter, in any thread) reads and updates
 it, and closing an interpreter loses nothing. Values cross as data, without pickle: ``None``,
-``bool``, ``int``, ``float``, ``str``, ``bytes`` and tuples of these; keys are ``str``, ``int``
+``bool``, ``int``, ``float``, ``str``, ``bytes``, tuples of these and the built-in containers
+of them (``list``, ``dict``, ``set``, ...; exact types); keys are ``str``, ``int``
 (64 bits; ``True``/``False`` are the keys ``1``/``0``, as in a ``dict``), ``bytes`` or tuples of
 these. Anything else raises :class:`~subinterp_rs.NotShareableError`. Entries are spread over
 sharded locks, so interpreters in different threads working on different keys do not wait for

@@ -64,8 +64,9 @@ unsafe fn not_data(obj: *mut PyObject, what: &str) -> String {
         )
     } else {
         format!(
-            "a shared dict {what} must be None, bool, int, float, str, bytes or a tuple of \
-             these (values cross as data, without pickle), not {ty}"
+            "a shared dict {what} must be None, bool, int, float, str, bytes, or a tuple, \
+             list, dict, set, frozenset, bytearray, complex, range or slice of these (exact \
+             types: values cross as data, without pickle), not {ty}"
         )
     }
 }
@@ -85,9 +86,13 @@ unsafe fn key_arg(obj: *mut PyObject) -> Option<Key> {
 unsafe fn data_arg(obj: *mut PyObject, what: &str) -> Option<Data> {
     // SAFETY: the GIL is held.
     unsafe {
-        let value = value_arg(obj, what)?;
-        let data = Data::from_value(value).ok();
+        let data = match xi::to_value(obj, Fallback::SharedOnly) {
+            Ok(value) => Data::from_value(value).ok(),
+            // Containers of data: the encoding calls use (exact types only).
+            Err(_) => xi::data::encode(obj).ok().map(Data::Encoded),
+        };
         if data.is_none() {
+            pyo3_ffi::PyErr_Clear();
             raise::raise(Exc::NotShareable, &not_data(obj, what));
         }
         data

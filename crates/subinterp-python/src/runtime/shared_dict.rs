@@ -52,6 +52,9 @@ pub enum Data {
     Bytes(Vec<u8>),
     /// `tuple`
     Tuple(Vec<Data>),
+    /// A container (`list`, `dict`, `set`, ... of data) in the encoding of
+    /// [`crate::runtime::xi::data`], the one the executor's calls use; compared by encoding.
+    Encoded(Vec<u8>),
 }
 
 /// What went wrong, for the module function to raise.
@@ -134,6 +137,7 @@ impl Data {
                     .map(Data::from_value)
                     .collect::<Result<_, _>>()?,
             ),
+            Value::Data(encoded) => Data::Encoded(encoded),
             other => return Err(format!("{} cannot be stored", kind(&other))),
         })
     }
@@ -150,6 +154,7 @@ impl Data {
             Data::Str(s) => Value::Str(s.clone()),
             Data::Bytes(b) => Value::Bytes(b.clone()),
             Data::Tuple(items) => Value::Tuple(items.iter().map(Data::to_value).collect()),
+            Data::Encoded(encoded) => Value::Data(encoded.clone()),
         }
     }
 }
