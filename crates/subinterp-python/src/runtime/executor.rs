@@ -372,8 +372,9 @@ unsafe fn dup(obj: &Owned) -> Owned {
     unsafe { Owned::from_borrowed(std::ptr::NonNull::new_unchecked(obj.as_ptr())) }
 }
 
-/// Runs one task in the current interpreter (a builtin is called directly, not from a
-/// `__main__` frame as `call()` does).
+/// Runs one task in the current interpreter. A callable other than a Python function is
+/// called from a `__main__` frame, as `call()` and the stdlib's executor do (`eval`,
+/// `globals()`, `dir()` need a frame: the worker thread has none of its own).
 ///
 /// # Safety
 /// The target interpreter's GIL is held.
@@ -387,7 +388,7 @@ unsafe fn run_task(work: &Work, cache: &mut Callables) -> Finished {
                 kwargs,
             } => match cache
                 .get(callable)
-                .and_then(|f| run::call_with(&f, args, kwargs, false))
+                .and_then(|f| run::call_with(&f, args, kwargs, true))
             {
                 Ok(obj) => match run::result_value(&obj, Fallback::PickleClosures) {
                     Outcome::Done(v) => Finished::Value(v),
@@ -402,7 +403,7 @@ unsafe fn run_task(work: &Work, cache: &mut Callables) -> Finished {
                 };
                 let mut results = Vec::with_capacity(items.len());
                 for args in items {
-                    match run::call_with(&f, args, &[], false) {
+                    match run::call_with(&f, args, &[], true) {
                         Ok(obj) => match run::result_value(&obj, Fallback::PickleClosures) {
                             Outcome::Done(v) => results.push(v),
                             other => return Finished::Failed(without_value(other)),
