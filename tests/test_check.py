@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _helpers import run_python
 from subinterp_rs import ExecutionFailed, InterpreterConfig, Subinterpreter
 from subinterp_rs.check import Result, all_modules, check, main
 
@@ -80,13 +80,7 @@ def test_bad_input() -> None:
 
 def run_check(*args: str) -> str:
     """``python -m subinterp_rs.check ARGS``'s stdout (it must exit 0)."""
-    return subprocess.run(
-        [sys.executable, "-m", "subinterp_rs.check", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    return run_python("-m", "subinterp_rs.check", *args, timeout=120, check=True).stdout
 
 
 def test_command_line_json_and_table() -> None:
