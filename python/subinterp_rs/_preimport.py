@@ -50,6 +50,7 @@ raise a clear ``ImportError`` there instead, naming the module and the versions,
 from __future__ import annotations
 
 import contextlib
+import marshal
 import sys
 
 from . import _native_api
@@ -115,7 +116,9 @@ del _RefusedInIsolated, sys
 # "does not support loading in subinterpreters".
 _EXPLAIN_SOURCE = """
 def _explain():
-    from importlib.machinery import ExtensionFileLoader
+    # importlib's own loader, loaded at start-up (importlib.machinery would be an import
+    # more in every new interpreter: milliseconds of its creation).
+    from _frozen_importlib_external import ExtensionFileLoader
     create = ExtensionFileLoader.create_module
     def create_module(self, spec):
         try:
@@ -139,7 +142,14 @@ _explain()
 """
 # Run in a namespace of its own: a function kept by importlib whose globals were __main__'s
 # would keep __main__ (and what it holds) alive into the interpreter's finalization.
-_EXPLAIN = f"exec({_EXPLAIN_SOURCE!r}, {{'__builtins__': __builtins__}})\n"
+# Compiled once, here: the new interpreter only unmarshals it (compiling it there again cost
+# each creation a fraction of a millisecond). The same CPython reads its own marshal format.
+_EXPLAIN = (
+    "import marshal as _m\n"
+    f"exec(_m.loads({marshal.dumps(compile(_EXPLAIN_SOURCE, '<subinterp_rs>', 'exec'))!r}),"
+    " {'__builtins__': __builtins__})\n"
+    "del _m\n"
+)
 
 
 def import_in_main_first(*, legacy: bool = False) -> None:
