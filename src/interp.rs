@@ -83,40 +83,78 @@ impl Subinterpreter {
     /// the runtime is finalizing or not initialized; [`Error::CreateFailed`] with CPython's
     /// message if `Py_NewInterpreterFromConfig` fails.
     pub fn create(config: &Config) -> Result<Self, Error> {
+        Self::create_with(config, || ()).map(|(si, ())| si)
+    }
+
+    /// [`create`](Self::create), and runs `init` in the new interpreter before returning it:
+    /// under the thread state that created it, with the new interpreter's GIL held, before
+    /// any other thread can know of it. Setting up the new interpreter there (its `sys.path`,
+    /// a module, a hook) costs no second thread state and no second switch.
+    ///
+    /// `init` must leave no exception set and keep no object of the new interpreter beyond
+    /// its return (its result is returned beside the handle: make it plain data).
+    ///
+    /// On 3.13+ a caller attached to the main interpreter creates under its own thread state,
+    /// as the stdlib's `_interpreters.create()` does; any other caller's GIL is released and
+    /// a new thread state of the main interpreter creates. On 3.12 creation always runs
+    /// under a new main thread state and a process-wide lock, the caller's GIL released.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create); `init` does not run then.
+    pub fn create_with<T>(config: &Config, init: impl FnOnce() -> T) -> Result<(Self, T), Error> {
         config.validate()?;
         if ffi_ext::is_finalizing() {
             return Err(Error::Finalizing);
         }
         let cfg = config.to_ffi();
         let main = NonNull::new(Self::main().istate).ok_or(Error::Finalizing)?;
-        // Release whatever GIL the caller holds before waiting for the 3.12 creation lock:
-        // creation releases and re-takes the main GIL while it imports, so a thread holding a
-        // GIL while waiting for the lock would deadlock with it. The caller's thread state
-        // comes back at the end, exactly.
-        // SAFETY: nothing borrowed from the caller's interpreter is used until `reattach`.
-        let caller = unsafe { tstate::detach() };
+        #[cfg(Py_3_13)]
+        {
+            // No lock to wait for on 3.13+. The guard reuses the caller's thread state when
+            // it is the main interpreter's, and otherwise detaches it (releasing its GIL)
+            // for a new one of main, which it restores when dropped.
+            // SAFETY: the main interpreter lives until finalization, which we checked is not
+            // under way; nothing borrowed from the caller's interpreter is used meanwhile.
+            let main_scope = unsafe { ScopedActivate::enter(main) };
+            // SAFETY: a thread state of the main interpreter is attached here (guard above).
+            let created = unsafe { Self::new_from_config(&cfg, init) };
+            drop(main_scope);
+            created
+        }
         #[cfg(not(Py_3_13))]
-        let one_at_a_time = CREATE_LOCK
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // SAFETY: the main interpreter lives until finalization, which we checked is not
-        // under way; the guard holds the main GIL through a new thread state while we create.
-        let main_scope = unsafe { ScopedActivate::enter(main) };
-        // SAFETY: the main interpreter's thread state is attached here (guard above).
-        let created = unsafe { Self::new_from_config(&cfg) };
-        drop(main_scope);
-        #[cfg(not(Py_3_13))]
-        drop(one_at_a_time);
-        // SAFETY: no thread state is attached now; `caller` is the one detached above.
-        unsafe { tstate::reattach(caller) };
-        created
+        {
+            // Release whatever GIL the caller holds before waiting for the 3.12 creation
+            // lock: creation releases and re-takes the main GIL while it imports, so a thread
+            // holding a GIL while waiting for the lock would deadlock with it. The caller's
+            // thread state comes back at the end, exactly.
+            // SAFETY: nothing borrowed from the caller's interpreter is used until `reattach`.
+            let caller = unsafe { tstate::detach() };
+            let one_at_a_time = CREATE_LOCK
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // SAFETY: the main interpreter lives until finalization, which we checked is not
+            // under way; the guard holds the main GIL through a new thread state while we
+            // create.
+            let main_scope = unsafe { ScopedActivate::enter(main) };
+            // SAFETY: the main interpreter's thread state is attached here (guard above).
+            let created = unsafe { Self::new_from_config(&cfg, init) };
+            drop(main_scope);
+            drop(one_at_a_time);
+            // SAFETY: no thread state is attached now; `caller` is the one detached above.
+            unsafe { tstate::reattach(caller) };
+            created
+        }
     }
 
-    /// `Py_NewInterpreterFromConfig`, then back to the main thread state.
+    /// `Py_NewInterpreterFromConfig`, `init` in the new interpreter, then back to the main
+    /// thread state.
     ///
     /// # Safety
     /// A thread state of the main interpreter is attached to this thread.
-    unsafe fn new_from_config(cfg: &pyo3_ffi::PyInterpreterConfig) -> Result<Self, Error> {
+    unsafe fn new_from_config<T>(
+        cfg: &pyo3_ffi::PyInterpreterConfig,
+        init: impl FnOnce() -> T,
+    ) -> Result<(Self, T), Error> {
         // SAFETY: a thread state of the main interpreter is attached to this thread (caller's
         // contract), so the main GIL is held, as `Py_NewInterpreterFromConfig` needs.
         unsafe {
@@ -134,16 +172,18 @@ impl Subinterpreter {
                 };
                 return Err(Error::CreateFailed(msg));
             }
-            // The new interpreter is current on this thread, its GIL held.
+            // The new interpreter is current on this thread, its GIL held: `init` runs there.
             let istate = pyo3_ffi::PyThreadState_GetInterpreter(new_tstate);
+            let out = init();
             let creation = Self::settle_creation_tstate(new_tstate);
             pyo3_ffi::PyThreadState_Swap(previous);
-            Ok(Subinterpreter {
+            let si = Subinterpreter {
                 istate,
                 owned: true,
                 creation,
                 disarmed: false,
-            })
+            };
+            Ok((si, out))
         }
     }
 

@@ -370,3 +370,50 @@ fn concurrent_creation_and_destruction_from_many_threads() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn create_with_runs_init_in_the_new_interpreter_before_returning() {
+    init();
+    let (si, (init_id, ran)) = Subinterpreter::create_with(&Config::isolated(), || {
+        // SAFETY: create_with runs this under the new interpreter's creation thread state,
+        // its GIL held.
+        unsafe {
+            let id = pyo3_ffi::PyInterpreterState_GetID(pyo3_ffi::PyInterpreterState_Get());
+            let ran = pyo3_ffi::PyRun_SimpleString(c"import sys; sys.made_by_init = 42".as_ptr());
+            (id, ran)
+        }
+    })
+    .unwrap();
+    assert_eq!(init_id, si.id(), "init ran in another interpreter");
+    assert_eq!(ran, 0, "init's code raised");
+    assert!(
+        attached_tstate().is_null(),
+        "the caller's (no) thread state is not back"
+    );
+    let scope = ScopedActivate::new(&si).unwrap();
+    assert!(run(&scope, "import sys; assert sys.made_by_init == 42"));
+    drop(scope);
+    drop(si);
+}
+
+#[test]
+fn create_with_from_a_main_thread_state_keeps_it_attached() {
+    init();
+    let main = Subinterpreter::main();
+    let scope = ScopedActivate::new(&main).unwrap();
+    let before = attached_tstate();
+    let (si, in_new) = Subinterpreter::create_with(&Config::isolated(), || {
+        // SAFETY: create_with runs this with the new interpreter's thread state attached.
+        unsafe { pyo3_ffi::PyThreadState_GetInterpreter(pyo3_ffi::PyThreadState_Get()) }
+    })
+    .unwrap();
+    assert_eq!(
+        attached_tstate(),
+        before,
+        "the caller's thread state changed"
+    );
+    assert_eq!(in_new, si.as_ptr());
+    assert!(run(&scope, "x = 1"));
+    drop(scope);
+    drop(si);
+}

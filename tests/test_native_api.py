@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import marshal
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 import subinterp_rs
 from _helpers import join_all, run_snippet, run_threads, start_threads
-from subinterp_rs import InterpreterConfig, _native, _native_api, interpreters
+from subinterp_rs import InterpreterConfig, InterpreterError, _native, _native_api, interpreters
 
 PACKAGE = Path(subinterp_rs.__file__).resolve().parent
 # For calls that break the stub on purpose.
@@ -109,6 +111,53 @@ def test_native_argument_errors(call: object, message: str) -> None:
     with pytest.raises(TypeError) as info:
         call()  # type: ignore[operator]
     assert str(info.value) == message
+
+
+def _ids() -> set[int]:
+    return {i for i, _ in _native_api.list_all()}
+
+
+def test_create_runs_marshalled_setup_in_a_namespace_of_its_own() -> None:
+    code = compile("import sys\nsys.set_up_by = 'setup'\nhere = 1", "<setup>", "exec")
+    iid = _native_api.create(InterpreterConfig(), _native_api.WHENCE_CAPI, marshal.dumps(code))
+    try:
+        _native_api.exec(
+            iid, "import sys; assert sys.set_up_by == 'setup'; assert 'here' not in dir()"
+        )
+    finally:
+        _native_api.destroy(iid)
+
+
+@pytest.mark.parametrize(
+    ("setup", "error", "message"),
+    [
+        ("x = 1", TypeError, "setup must be bytes or None, not str"),
+        (b"not marshal", InterpreterError, "the new interpreter's set-up failed: "),
+        (marshal.dumps(1), InterpreterError, "set-up code is not a marshalled code object"),
+        (
+            marshal.dumps(compile("raise ValueError('no')", "<setup>", "exec")),
+            InterpreterError,
+            "the new interpreter's set-up failed: ValueError: no",
+        ),
+    ],
+)
+def test_create_with_a_bad_setup_raises_and_leaves_no_interpreter(
+    setup: object, error: type[Exception], message: str
+) -> None:
+    before = _ids()
+    with pytest.raises(error, match=re.escape(message)):
+        _untyped.create(
+            use_main_obmalloc=False,
+            allow_fork=False,
+            allow_exec=False,
+            allow_threads=True,
+            allow_daemon_threads=False,
+            check_multi_interp_extensions=True,
+            gil="own",
+            whence=_native_api.WHENCE_CAPI,
+            setup=setup,
+        )
+    assert _ids() == before
 
 
 def test_creates_in_parallel_threads_each_get_their_own_interpreter() -> None:

@@ -40,8 +40,13 @@ def create(
     check_multi_interp_extensions: bool,
     gil: str,
     whence: int,
+    setup: bytes | None = None,
 ) -> int:
     """Create an interpreter owned by the process-wide registry; return its id.
+
+    ``setup``: a code object marshalled by this CPython, run in the new interpreter (a
+    namespace of its own) before anything else can use it; if it raises, the interpreter is
+    closed again and ``InterpreterError`` says why.
 
     With ``WHENCE_STDLIB`` it starts with one handle reference (see ``incref``), which the
     caller hands over to its handle object and then drops with ``decref``.

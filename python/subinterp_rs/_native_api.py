@@ -99,8 +99,9 @@ UNBOUND_REPLACE: Final = _native.UNBOUND_REPLACE
 # -- interpreters ---------------------------------------------------------------------------
 
 
-def create(config: InterpreterConfig, whence: int) -> int:
-    """A new interpreter owned by the native registry; its id."""
+def create(config: InterpreterConfig, whence: int, setup: bytes | None = None) -> int:
+    """A new interpreter owned by the native registry; its id. ``setup``: a marshalled code
+    object run in it (a namespace of its own) before anything else can use it."""
     return _native.create(
         use_main_obmalloc=config.use_main_obmalloc,
         allow_fork=config.allow_fork,
@@ -110,6 +111,7 @@ def create(config: InterpreterConfig, whence: int) -> int:
         check_multi_interp_extensions=config.check_multi_interp_extensions,
         gil=config.gil,
         whence=whence,
+        setup=setup,
     )
 
 

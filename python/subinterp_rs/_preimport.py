@@ -42,7 +42,7 @@ missing inside every interpreter too.
 
 One module cannot be made to load: on 3.12, ``_zoneinfo`` in an isolated interpreter needs the
 C ``datetime`` (``_datetime``), which isolated interpreters refuse before 3.13, and failed with
-an ``AttributeError`` (``datetime_CAPI``). :func:`guard_new_interpreter` makes its import
+an ``AttributeError`` (``datetime_CAPI``). :func:`setup_for_new_interpreter` makes its import
 raise a clear ``ImportError`` there instead, naming the module and the versions, so that
 ``zoneinfo`` falls back to its pure-Python implementation, as ``datetime`` and ``decimal`` do.
 """
@@ -59,8 +59,8 @@ __all__ = [
     "FIRST_IN_MAIN",
     "FIRST_IN_MAIN_LEGACY",
     "REFUSED_IN_ISOLATED",
-    "guard_new_interpreter",
     "import_in_main_first",
+    "setup_for_new_interpreter",
 ]
 
 FIRST_IN_MAIN: dict[tuple[int, int], tuple[str, ...]] = {
@@ -140,16 +140,34 @@ def _explain():
     ExtensionFileLoader.create_module = create_module
 _explain()
 """
-# Run in a namespace of its own: a function kept by importlib whose globals were __main__'s
-# would keep __main__ (and what it holds) alive into the interpreter's finalization.
-# Compiled once, here: the new interpreter only unmarshals it (compiling it there again cost
-# each creation a fraction of a millisecond). The same CPython reads its own marshal format.
-_EXPLAIN = (
-    "import marshal as _m\n"
-    f"exec(_m.loads({marshal.dumps(compile(_EXPLAIN_SOURCE, '<subinterp_rs>', 'exec'))!r}),"
-    " {'__builtins__': __builtins__})\n"
-    "del _m\n"
-)
+# Both run in a namespace of their own, not __main__: a function kept by importlib whose
+# globals were __main__'s would keep __main__ (and what it holds) alive into the
+# interpreter's finalization.
+
+
+def setup_for_new_interpreter(*, isolated: bool) -> bytes | None:
+    """The set-up code of a new interpreter whose config checks extension modules
+    (``isolated``), as a marshalled code object for ``_native_api.create(setup=...)``: an
+    extension module that refuses it raises an ``ImportError`` that names it and says what to
+    do, and the modules of :data:`REFUSED_IN_ISOLATED` raise a clear one. ``None``: nothing to
+    set up.
+
+    Compiled once, here; the native create unmarshals and runs it in the new interpreter while
+    the thread state that created it is still attached: no compile, no import and no second
+    visit per creation (each was a fraction of a millisecond). Marshal's format is read by the
+    same CPython that wrote it, in the same process."""
+    global _setup_isolated
+    if not isolated:
+        return None
+    if _setup_isolated is None:
+        source = _EXPLAIN_SOURCE
+        if _REFUSED:
+            source += _GUARD.format(refused=_REFUSED, version=f"{_VERSION[0]}.{_VERSION[1]}")
+        _setup_isolated = marshal.dumps(compile(source, "<subinterp_rs set-up>", "exec"))
+    return _setup_isolated
+
+
+_setup_isolated: bytes | None = None
 
 
 def import_in_main_first(*, legacy: bool = False) -> None:
@@ -175,15 +193,3 @@ def _import_all(names: tuple[str, ...]) -> None:
         # Not built on this Python: no interpreter can import it.
         with contextlib.suppress(ImportError):
             __import__(name)
-
-
-def guard_new_interpreter(id: int, *, isolated: bool) -> None:
-    """In a new interpreter ``id`` whose config checks extension modules (``isolated``), make
-    an extension module that refuses it raise an ``ImportError`` that names it and says what
-    to do, and the modules of :data:`REFUSED_IN_ISOLATED` raise a clear one."""
-    if not isolated:
-        return
-    script = _EXPLAIN
-    if _REFUSED:
-        script += _GUARD.format(refused=_REFUSED, version=f"{_VERSION[0]}.{_VERSION[1]}")
-    _native_api.exec(id, script)

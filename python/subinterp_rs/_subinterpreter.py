@@ -13,7 +13,7 @@ from typing import Any, Literal, Self
 
 from . import _native_api
 from ._errors import InterpreterError
-from ._preimport import guard_new_interpreter, import_in_main_first
+from ._preimport import import_in_main_first, setup_for_new_interpreter
 
 __all__ = ["GilKind", "InterpreterConfig", "Subinterpreter"]
 
@@ -192,16 +192,16 @@ class Subinterpreter:
         elif not isinstance(config, InterpreterConfig):
             raise TypeError(f"config must be an InterpreterConfig, got {type(config).__name__}")
         import_in_main_first(legacy=not config.check_multi_interp_extensions)
-        id = _native_api.create(config, _native_api.WHENCE_CAPI)
-        try:
-            guard_new_interpreter(id, isolated=config.check_multi_interp_extensions)
-            if forward:
+        setup = setup_for_new_interpreter(isolated=config.check_multi_interp_extensions)
+        id = _native_api.create(config, _native_api.WHENCE_CAPI, setup)
+        if forward:
+            try:
                 from . import logs
 
                 logs.attach(id)
-        except BaseException:
-            _native_api.destroy(id)
-            raise
+            except BaseException:
+                _native_api.destroy(id)
+                raise
         return cls._wrap(id, True)
 
     @classmethod

@@ -43,7 +43,7 @@ from ._errors import (
 from ._errors import ItemInterpreterDestroyed as ItemInterpreterDestroyed
 from ._errors import QueueError as QueueError
 from ._errors import QueueNotFoundError as QueueNotFoundError
-from ._preimport import guard_new_interpreter, import_in_main_first
+from ._preimport import import_in_main_first, setup_for_new_interpreter
 from ._queues import Queue
 from ._queues import create as create_queue
 from ._subinterpreter import InterpreterConfig
@@ -86,9 +86,9 @@ def create() -> Interpreter:
     try:
         # The native side starts it with one handle reference (the stdlib's `reqrefs`), so
         # nothing elsewhere can close it before our object owns a reference of its own.
-        id = _native_api.create(InterpreterConfig(), _native_api.WHENCE_STDLIB)
+        setup = setup_for_new_interpreter(isolated=True)
+        id = _native_api.create(InterpreterConfig(), _native_api.WHENCE_STDLIB, setup)
         try:
-            guard_new_interpreter(id, isolated=True)
             interp = Interpreter(id, _ownsref=True)
         except BaseException:
             with contextlib.suppress(InterpreterError):

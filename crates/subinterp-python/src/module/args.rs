@@ -159,6 +159,32 @@ pub unsafe fn truth(obj: *mut PyObject) -> Option<bool> {
     }
 }
 
+/// An optional `bytes` argument (not given, or `None`: `Some(None)`), copied out.
+///
+/// # Safety
+/// The GIL is held; `obj` is null or alive.
+pub unsafe fn bytes_or_none(obj: *mut PyObject, what: &str) -> Option<Option<Vec<u8>>> {
+    // SAFETY: the GIL is held; a bytes object's buffer is immutable and alive while `obj` is.
+    unsafe {
+        if obj.is_null() || obj == pyo3_ffi::Py_None() {
+            return Some(None);
+        }
+        if pyo3_ffi::PyBytes_Check(obj) == 0 {
+            set_error(
+                pyo3_ffi::PyExc_TypeError,
+                &format!(
+                    "{what} must be bytes or None, not {}",
+                    crate::runtime::pyutil::type_name(obj)
+                ),
+            );
+            return None;
+        }
+        let data = pyo3_ffi::PyBytes_AsString(obj).cast::<u8>();
+        let len = usize::try_from(pyo3_ffi::PyBytes_Size(obj)).unwrap_or(0);
+        Some(Some(std::slice::from_raw_parts(data, len).to_vec()))
+    }
+}
+
 /// `None` or a non-negative number of seconds, kept exactly (no truncation).
 ///
 /// # Safety

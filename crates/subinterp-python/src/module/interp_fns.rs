@@ -236,21 +236,27 @@ fn destroy_message(id: i64, e: &DestroyError) -> (Exc, String) {
 }
 
 native_functions! {
-    /// Create an owned interpreter; return its id.
+    /// Create an owned interpreter; return its id. `setup`: a marshalled code object run in
+    /// it (a namespace of its own) before anything else can use it.
     fn create(
         use_main_obmalloc, allow_fork, allow_exec, allow_threads, allow_daemon_threads,
-        check_multi_interp_extensions, gil, whence
+        check_multi_interp_extensions, gil, whence; setup = "None"
     ) {
         let flags = [use_main_obmalloc, allow_fork, allow_exec, allow_threads,
             allow_daemon_threads, check_multi_interp_extensions];
         let Some(cfg) = config_arg(flags, gil) else { return std::ptr::null_mut() };
         let Some(w) = args::int(whence, "whence") else { return std::ptr::null_mut() };
-        match lifecycle::create(&cfg, w) {
+        let Some(setup) = args::bytes_or_none(setup, "setup") else { return std::ptr::null_mut() };
+        match lifecycle::create(&cfg, w, setup.as_deref()) {
             Ok(id) => args::integer(id),
             Err(CreateError::Core(e)) => raise::raise(Exc::Interpreter, &e.to_string()),
             Err(CreateError::ShutDown) => raise::raise(
                 Exc::Interpreter,
                 "cannot create a subinterpreter at interpreter shutdown",
+            ),
+            Err(CreateError::Setup(why)) => raise::raise(
+                Exc::Interpreter,
+                &format!("the new interpreter's set-up failed: {why}"),
             ),
         }
     }

@@ -251,24 +251,32 @@ pub enum CreateError {
     ShutDown,
     /// The core refused or CPython failed.
     Core(Error),
+    /// The caller's set-up code raised in the new interpreter (`Type: message`); the
+    /// interpreter was closed again.
+    Setup(String),
 }
 
 /// Creates an interpreter from `cfg`, registers it as created by `whence` (the facade's,
 /// `whence::STDLIB`, start with one handle reference, the stdlib's `reqrefs`, so nothing can
-/// close them before their first handle), and sets it up: its `sys.path` starts as a copy of
-/// the caller's, and one that allows fork gets the fork guard.
+/// close them before their first handle), and sets it up while the thread state that
+/// created it is still attached (no second visit): its `sys.path` starts as a copy of the
+/// caller's, one that allows fork gets the fork guard, and `setup` (a code object the
+/// caller marshalled) runs in a namespace of its own.
 ///
-/// The caller's GIL is released meanwhile. On 3.13+ creates run in parallel: no lock but the
-/// table mutex (briefly) is taken, and `Py_NewInterpreterFromConfig` runs outside it.
+/// On 3.13+ creates run in parallel: no lock but the table mutex (briefly) is taken, and
+/// `Py_NewInterpreterFromConfig` runs under the caller's own thread state when it is the main
+/// interpreter's (as the stdlib's), outside any lock. On 3.12 the caller's GIL is released
+/// while it waits for the list lock and the core's creation lock.
 ///
 /// # Errors
 /// [`CreateError::ShutDown`] once the process is exiting; [`CreateError::Core`] if the core
-/// refuses the config or CPython fails.
+/// refuses the config or CPython fails; [`CreateError::Setup`] if `setup` raised (the new
+/// interpreter is closed again).
 ///
 /// # Safety
 /// A thread state is attached to this thread (the caller's), and no borrowed object of its
 /// interpreter is used by the caller across this call.
-pub unsafe fn create(cfg: &Config, whence: i64) -> Result<i64, CreateError> {
+pub unsafe fn create(cfg: &Config, whence: i64, setup: Option<&[u8]>) -> Result<i64, CreateError> {
     // SAFETY: the caller's GIL is held (contract).
     let paths = unsafe { super::run::sys_path() };
     {
@@ -278,18 +286,33 @@ pub unsafe fn create(cfg: &Config, whence: i64) -> Result<i64, CreateError> {
         }
         t.creating += 1;
     }
+    let init = || {
+        // SAFETY: `create_with` runs this under the new interpreter's creation thread state,
+        // its GIL held; nothing else knows of the interpreter yet.
+        unsafe {
+            if let Some(paths) = &paths {
+                super::run::set_sys_path(paths);
+            }
+            if cfg.allow_fork {
+                super::run::run_private(super::guards::FORK_GUARD);
+            }
+            setup.and_then(|code| super::run::run_marshalled(code).err())
+        }
+    };
+    // 3.12: the list changes under the create (see the module's doc on locks); the caller's
+    // GIL is released before waiting for that lock, and comes back at the end.
+    #[cfg(not(Py_3_13))]
     // SAFETY: nothing of the caller's interpreter is used until `reattach` (contract).
     let caller = unsafe { tstate::detach() };
     let created = {
-        // 3.12: the list changes under the create (see the module's doc on locks).
         #[cfg(not(Py_3_13))]
         let _list_changes = list_write();
-        Subinterpreter::create(cfg)
+        Subinterpreter::create_with(cfg, init)
     };
     let result = {
         let mut t = table();
         t.creating -= 1;
-        let result = created.map(|si| {
+        let result = created.map(|(si, setup_failed)| {
             let id = si.id();
             let istate = si.as_ptr() as usize;
             t.entries.insert(
@@ -305,32 +328,31 @@ pub unsafe fn create(cfg: &Config, whence: i64) -> Result<i64, CreateError> {
                     orphans: Vec::new(),
                 },
             );
-            id
+            (id, setup_failed)
         });
         CREATE_ENDED.notify_all();
         result.map_err(CreateError::Core)
     };
+    #[cfg(not(Py_3_13))]
     // SAFETY: no thread state is attached; `caller` is the one detached above.
-    unsafe { tstate::reattach(caller) };
-    let id = result?;
-    // SAFETY: the caller's thread state is attached again (in_interpreter's contract).
     unsafe {
-        if let Some(paths) = paths {
-            let _ = super::run::in_interpreter(id, || super::run::set_sys_path(&paths));
-        }
-        if cfg.allow_fork {
-            let _ = super::run::in_interpreter(id, || {
-                super::run::run_private(super::guards::FORK_GUARD);
-            });
-        }
-        // Free-threaded CPython (3.14t): an interpreter with a GIL of its own starts with it
-        // disabled; importing `_native` there enables it (the module says it needs it),
-        // before any of our code touches that interpreter's objects.
-        #[cfg(Py_GIL_DISABLED)]
-        let _ = super::run::in_interpreter(id, || {
-            super::run::run_private(super::guards::ENABLE_GIL);
-        });
+        tstate::reattach(caller);
     }
+    let (id, setup_failed) = result?;
+    if let Some(why) = setup_failed {
+        // SAFETY: the caller's thread state is attached (contract); nothing runs in `id`.
+        let _ = unsafe { destroy(id) };
+        return Err(CreateError::Setup(why));
+    }
+    // Free-threaded CPython (3.14t): an interpreter with a GIL of its own starts with it
+    // disabled; importing `_native` there enables it (the module says it needs it).
+    #[cfg(Py_GIL_DISABLED)]
+    // SAFETY: the caller's thread state is attached again (in_interpreter's contract).
+    let _ = unsafe {
+        super::run::in_interpreter(id, || {
+            super::run::run_private(super::guards::ENABLE_GIL);
+        })
+    };
     Ok(id)
 }
 

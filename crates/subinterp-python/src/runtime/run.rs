@@ -544,6 +544,59 @@ pub unsafe fn run_private(src: &std::ffi::CStr) {
     }
 }
 
+/// Runs a code object marshalled by this same CPython (`marshal.dumps(compile(...))` in the
+/// caller) in a fresh namespace (not `__main__`): our set-up code, unmarshalled in the new
+/// interpreter instead of compiled there again. The error, as `Type: message`, if it raised.
+///
+/// # Safety
+/// The target interpreter's GIL is held.
+pub unsafe fn run_marshalled(code: &[u8]) -> Result<(), String> {
+    let Ok(len) = pyo3_ffi::Py_ssize_t::try_from(code.len()) else {
+        return Err("set-up code too large".to_owned());
+    };
+    // SAFETY: caller holds the GIL; every object is owned here and dropped before returning.
+    unsafe {
+        let ran = (|| {
+            let code = Owned::from_owned(pyo3_ffi::PyMarshal_ReadObjectFromString(
+                code.as_ptr().cast(),
+                len,
+            ))?;
+            if pyo3_ffi::PyCode_Check(code.as_ptr()) == 0 {
+                pyo3_ffi::PyErr_SetString(
+                    pyo3_ffi::PyExc_TypeError,
+                    c"set-up code is not a marshalled code object".as_ptr(),
+                );
+                return None;
+            }
+            let ns = Owned::from_owned(pyo3_ffi::PyDict_New())?;
+            if pyo3_ffi::PyDict_SetItemString(
+                ns.as_ptr(),
+                c"__builtins__".as_ptr(),
+                pyo3_ffi::PyEval_GetBuiltins(),
+            ) < 0
+            {
+                return None;
+            }
+            Owned::from_owned(pyo3_ffi::PyEval_EvalCode(
+                code.as_ptr(),
+                ns.as_ptr(),
+                ns.as_ptr(),
+            ))
+        })();
+        if ran.is_some() {
+            return Ok(());
+        }
+        match Owned::from_owned(pyo3_ffi::PyErr_GetRaisedException()) {
+            Some(exc) => Err(format!(
+                "{}: {}",
+                pyutil::type_name(exc.as_ptr()),
+                pyutil::display(exc.as_ptr())
+            )),
+            None => Err("set-up code failed without an exception".to_owned()),
+        }
+    }
+}
+
 /// Binds `items` into `__main__` of the current interpreter. An error (while rebuilding a
 /// value) becomes [`Outcome::Raised`].
 ///
