@@ -108,3 +108,27 @@ def get_main_attr(name: str) -> object:
 
 def fail_init(*_: object) -> None:
     raise RuntimeError("initializer failed on purpose")
+
+
+def set_main_attr(name: str, value: object) -> None:
+    import __main__
+
+    setattr(__main__, name, value)
+
+
+def main_names() -> list[str]:
+    """The names bound in this interpreter's ``__main__``."""
+    import __main__
+
+    return sorted(vars(__main__))
+
+
+def sys_path() -> list[str]:
+    import sys
+
+    return list(sys.path)
+
+
+def start_sleeper(seconds: float) -> None:
+    """Start a (non-daemon) thread of this interpreter that sleeps ``seconds``."""
+    threading.Thread(target=time.sleep, args=(seconds,)).start()

@@ -180,6 +180,7 @@ def _shutdown() -> None:
     ends with ``os._exit`` instead, after flushing every buffered file and the logging
     handlers, with the status a normal exit would have had.
     """
+    _drain_idle(final=True)
     owned_left = _owned_left()
     alive = _native_api.exit_hook()
     forced = bool(alive) and _must_force(alive)
@@ -207,7 +208,22 @@ def _owned_left() -> bool:
     return any(_native_api.is_owned(i) for i, _ in _native_api.list_all())
 
 
+def _drain_idle(*, final: bool = False) -> None:
+    """Close the idle interpreters executors keep for reuse (``subinterp_rs._idle``, loaded
+    only by the executor): before a fork, and for good at exit (``final``), before looking for
+    interpreters left open, so that the pool itself never causes the warning."""
+    idle = sys.modules.get("subinterp_rs._idle")
+    if idle is None:
+        return
+    with contextlib.suppress(Exception):
+        if final:
+            idle.shut_down()
+        else:
+            idle.clear_idle()
+
+
 def _refuse_fork_while_subinterpreters_live() -> None:
+    _drain_idle()
     main = _native_api.get_main()[0]
     others = [i for i, _ in _native_api.list_all() if i != main]
     if others:

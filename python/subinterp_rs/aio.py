@@ -179,6 +179,8 @@ class AsyncInterpreterPool:
             its interpreter, which stays reserved until then; ``"wait"`` waits for it to
             return first. Calls not yet started are dropped either way.
         forward_logging: as for :class:`InterpreterPoolExecutor`.
+        reuse: as for :class:`InterpreterPoolExecutor`: the interpreters are kept idle for
+            the next pool (or executor) of the same config and initializer.
     """
 
     _counter = itertools.count().__next__
@@ -193,6 +195,7 @@ class AsyncInterpreterPool:
         config: InterpreterConfig | None = None,
         cancel: Literal["detach", "wait"] = "detach",
         forward_logging: bool = False,
+        reuse: bool = False,
     ) -> None:
         if cancel not in ("detach", "wait"):
             raise ValueError(f"cancel must be 'detach' or 'wait', got {cancel!r}")
@@ -203,6 +206,7 @@ class AsyncInterpreterPool:
             initargs,
             config=config,
             forward_logging=forward_logging,
+            reuse=reuse,
         )
         self._prewarm = prewarm
         self._cancel: Literal["detach", "wait"] = cancel

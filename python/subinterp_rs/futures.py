@@ -50,6 +50,11 @@ Beyond the stdlib:
   (isolated, with their own GIL, by default);
 * an initializer may be a script (source text run in each worker's ``__main__``) as well as a
   callable.
+* ``reuse=True`` keeps the workers' interpreters idle when they exit (``__main__`` reset, the
+  imported modules kept), and the next executor with the same config and initializer takes
+  them instead of creating its own: executors made and shut down in a loop neither grow the
+  process nor import again (:func:`clear_idle` closes the idle ones, :func:`set_max_idle`
+  bounds them).
 
 Progress bars: ``map`` yields results in order, as they are done, so ``tqdm`` wraps it as it
 is (``total=`` since ``map`` has no length); or wrap ``as_completed`` for completion order::
@@ -75,11 +80,19 @@ from concurrent.futures import _base as _futures_base
 from concurrent.futures import thread as _thread
 from typing import Any, Final, cast
 
-from . import _native_api, _worker
+from . import _idle, _native_api, _worker
 from ._errors import ExecutionFailed, InterpreterError
+from ._idle import clear_idle, idle_interpreters, set_max_idle
 from ._subinterpreter import InterpreterConfig, Subinterpreter, forward_logging_wanted
 
-__all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor", "WorkerContext"]
+__all__ = [
+    "BrokenInterpreterPool",
+    "InterpreterPoolExecutor",
+    "WorkerContext",
+    "clear_idle",
+    "idle_interpreters",
+    "set_max_idle",
+]
 
 if sys.version_info >= (3, 14):
     from concurrent.futures.interpreter import BrokenInterpreterPool as _StdBrokenInterpreterPool
@@ -118,6 +131,10 @@ except ImportError:
     pass
 """
 
+# Run after it in the interpreters of executors that reuse them (``reuse=True``): remember
+# what a new interpreter's __main__ holds, so that it is reset to that when given back.
+_KEEP_FRESH_MAIN: Final = '__import__("subinterp_rs._worker")._worker.keep_fresh_main()\n'
+
 
 def _resolve_task(fn: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Task:
     if isinstance(fn, str):
@@ -137,8 +154,11 @@ class WorkerContext:
         initargs: tuple[Any, ...],
         config: InterpreterConfig | None = None,
         forward_logging: bool = False,
+        reuse: bool = False,
     ) -> tuple[Callable[[], WorkerContext], Callable[..., _Task]]:
         """Check the arguments; return ``(create_context, resolve_task)`` as the stdlib."""
+        if not isinstance(reuse, bool):
+            raise TypeError(f"reuse must be a bool, got {type(reuse).__name__}")
         initdata: _InitData
         if initializer is None:
             initdata = None
@@ -156,18 +176,29 @@ class WorkerContext:
             raise TypeError(f"config must be an InterpreterConfig, got {type(config).__name__}")
         cfg = config
         forward = forward_logging_wanted(forward_logging)
+        # Interpreters that forward their logging are not reused (their forwarder may change).
+        key: _idle.Key | None = None
+        if reuse and not forward:
+            key = (cfg._args(), initdata[1:3] if isinstance(initdata, tuple) else initdata)
 
         def create_context() -> WorkerContext:
-            return cls(initdata, cfg, forward)
+            return cls(initdata, cfg, forward, key)
 
         return create_context, _resolve_task
 
     def __init__(
-        self, initdata: _InitData, config: InterpreterConfig, forward_logging: bool = False
+        self,
+        initdata: _InitData,
+        config: InterpreterConfig,
+        forward_logging: bool = False,
+        reuse_key: _idle.Key | None = None,
     ) -> None:
         self.initdata = initdata
         self.config = config
         self.forward_logging = forward_logging
+        self.reuse_key = reuse_key
+        """Set when the interpreter is taken from, and given back to, the idle ones kept for
+        reuse (``subinterp_rs._idle``) under this key."""
         self.interp: Subinterpreter | None = None
         self.ready = threading.Event()
         """Set once :meth:`initialize` is over (whether or not it worked)."""
@@ -177,11 +208,18 @@ class WorkerContext:
             self.finalize()
 
     def initialize(self) -> None:
-        """Create the interpreter and run the initializer in it."""
+        """Create the interpreter (or take an idle one, with ``reuse``) and run the initializer
+        in it."""
         assert self.interp is None, self.interp
-        self.interp = Subinterpreter.create(self.config, forward_logging=self.forward_logging)
+        key = self.reuse_key
+        self.interp = None if key is None else _idle.take(key)
+        new = self.interp is None
+        if self.interp is None:
+            self.interp = Subinterpreter.create(self.config, forward_logging=self.forward_logging)
         try:
-            _native_api.exec(self.interp.id, _WARM_UP)
+            if new:
+                warm_up = _WARM_UP if key is None else _WARM_UP + _KEEP_FRESH_MAIN
+                _native_api.exec(self.interp.id, warm_up)
             if isinstance(self.initdata, str):
                 _native_api.exec(self.interp.id, self.initdata)
             elif self.initdata is not None:
@@ -190,11 +228,15 @@ class WorkerContext:
             self.finalize()
             raise
 
-    def finalize(self) -> None:
+    def finalize(self, reuse: bool = False) -> None:
         """Close the interpreter (if it cannot be closed now, e.g. a task left threads running
-        in it, the package closes it at exit)."""
+        in it, the package closes it at exit); with ``reuse`` (the worker ended normally) and a
+        reuse key, give it to the idle ones kept for reuse instead."""
         interp, self.interp = self.interp, None
         if interp is None:
+            return
+        if reuse and self.reuse_key is not None:
+            _idle.give(self.reuse_key, interp)
             return
         try:
             interp.close()
@@ -293,12 +335,14 @@ def _work(
     finally:
         ctx.ready.set()
     work = _native_api.executor_work
+    ended = False
     try:
         assert ctx.interp is not None
         interp = ctx.interp.id
         while True:
             done = work(pool, interp, _BATCH, max_workers)
             if done is None:
+                ended = True
                 return  # shut down (or the executor was collected), and nothing queued
             for i, kind, payload in done:
                 f = futures.pop(i, None)
@@ -316,7 +360,7 @@ def _work(
     except BaseException:
         _LOGGER.critical("Exception in worker", exc_info=True)
     finally:
-        ctx.finalize()
+        ctx.finalize(reuse=ended)
 
 
 def _notify_cancelled(f: Future[Any]) -> None:
@@ -398,6 +442,13 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         forward_logging: the workers' logging records and warnings go to the main
             interpreter's logging and warnings (:mod:`subinterp_rs.logs`); also on when the
             executor is made inside :func:`subinterp_rs.logs.forward_logging`.
+        reuse: when a worker exits, keep its interpreter idle (its ``__main__`` reset, its
+            imported modules kept) for the next executor with the same config and
+            initializer, which takes it instead of creating one: executors made and shut down
+            in a loop then neither grow the process (CPython 3.12 and 3.13 keep memory of
+            every closed interpreter) nor import again. Off by default, as in the stdlib,
+            where ``shutdown()`` closes the interpreters. See :func:`clear_idle`,
+            :func:`set_max_idle` and ``docs/executor.md``.
     """
 
     BROKEN = BrokenInterpreterPool
@@ -414,11 +465,12 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         prewarm: bool = False,
         config: InterpreterConfig | None = None,
         forward_logging: bool = False,
+        reuse: bool = False,
     ) -> None:
         thread_name_prefix = thread_name_prefix or f"InterpreterPoolExecutor-{self._counter()}"
         super().__init__(max_workers, thread_name_prefix)
         self._new_context, self._resolve = WorkerContext.prepare(
-            initializer, initargs, config, forward_logging
+            initializer, initargs, config, forward_logging, reuse
         )
         self._broken_reason = ""
         self._ready: list[threading.Event] = []
