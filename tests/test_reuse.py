@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import support_futures as sf
-from _helpers import assert_ok, run_snippet
+from _helpers import assert_ok, run_python, run_snippet
 from subinterp_rs import InterpreterConfig, _native
 from subinterp_rs.aio import AsyncInterpreterPool
 from subinterp_rs.futures import (
@@ -130,6 +130,39 @@ def test_main_namespace_is_reset_modules_are_kept() -> None:
         # Imported modules and their state are kept (docs/executor.md says so).
         assert ex.submit(sf.get_value).result() == "module state"
         assert ex.submit(sf.square, 3).result() == 9
+
+
+SCRIPT_WITH_STATE = """\
+from subinterp_rs.futures import InterpreterPoolExecutor, idle_interpreters
+
+COUNT = 0
+
+
+def bump():
+    global COUNT
+    COUNT += 1
+    return COUNT
+
+
+if __name__ == "__main__":
+    with InterpreterPoolExecutor(1, reuse=True) as ex:
+        assert [ex.submit(bump).result() for _ in range(3)] == [1, 2, 3]
+    kept = idle_interpreters()
+    assert len(kept) == 1
+    with InterpreterPoolExecutor(1, reuse=True) as ex:   # the same interpreter, fresh globals
+        assert [ex.submit(bump).result() for _ in range(2)] == [1, 2]
+    assert idle_interpreters() == kept
+    print("OK")
+"""
+
+
+def test_the_scripts_globals_start_afresh(tmp_path: Path) -> None:
+    """Functions of the script's ``__main__`` run in the worker's ``__mp_main__``: the next
+    executor runs the script again rather than seeing the globals the last one changed."""
+    script = tmp_path / "bump.py"
+    script.write_text(SCRIPT_WITH_STATE)
+    ran = run_python(str(script), check=True)
+    assert ran.lines()[-1:] == ["OK"], ran.detail()
 
 
 def test_sys_path_is_the_new_executors() -> None:

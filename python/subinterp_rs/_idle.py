@@ -8,7 +8,8 @@ what it loses is in ``docs/executor.md`` ("Reusing interpreters"); in short:
 
 * kept: its imported modules and their state (the import cost is what reuse saves);
 * reset when it is given back: its ``__main__`` namespace (to a new interpreter's, so the
-  previous executor's globals and initializer script are gone) and the worker module's state;
+  previous executor's globals and initializer script are gone), the script run there as
+  ``__mp_main__`` (run afresh when needed) and the worker module's state;
   ``sys.path`` is made the taker's when it is taken;
 * never kept (closed instead): one with threads of its own still running, one whose worker
   failed or whose initializer raised, one that forwards its logging, any beyond the bound

@@ -93,8 +93,9 @@ def keep_fresh_main() -> None:
 
 def release() -> bool:
     """The worker is gone: reset what the next executor must not see (the namespace of
-    ``__main__``, the state of this module). Whether the interpreter can be reused: not if
-    threads it started still run, or if its ``__main__`` is not the module it started with."""
+    ``__main__``, the script run here as ``__mp_main__``, the state of this module). Whether
+    the interpreter can be reused: not if threads it started still run, or if its ``__main__``
+    is not the module it started with."""
     global _failed, _partial
     _failed = None
     _partial = ()
@@ -104,6 +105,9 @@ def release() -> bool:
         return False
     ns.clear()
     ns.update(_fresh_main)
+    # The script of main's __main__, run here for the functions it defines: the next executor
+    # runs it again, with fresh globals.
+    sys.modules.pop("__mp_main__", None)
     return True
 
 
