@@ -390,3 +390,32 @@ def test_list_all_lists_interpreters_made_elsewhere() -> None:
         for h in handles:
             low.destroy(h)
     assert not made & {i.id for i in interpreters.list_all()}
+
+
+# -- the stdlib's exception classes (3.14+) -------------------------------------------------
+
+
+@pytest.mark.skipif(STDLIB is None, reason="the stdlib's module: 3.14+")
+def test_errors_are_the_stdlib_classes() -> None:
+    import pickle
+
+    import _interpreters
+
+    assert STDLIB is not None
+    for name in ("InterpreterError", "InterpreterNotFoundError", "NotShareableError"):
+        assert getattr(interpreters, name) is getattr(STDLIB, name) is getattr(_interpreters, name)
+    assert issubclass(interpreters.ExecutionFailed, _interpreters.InterpreterError)
+    # The stdlib's low-level errors are caught as ours, ours as the stdlib's.
+    with pytest.raises(interpreters.InterpreterError):
+        _interpreters.destroy(0)
+    with pytest.raises(_interpreters.InterpreterNotFoundError):
+        interpreters.Interpreter(10**9)
+    copy = pickle.loads(pickle.dumps(interpreters.NotShareableError("x")))
+    assert type(copy) is interpreters.NotShareableError
+    assert str(copy) == "x"
+
+
+def test_queues_module_is_reachable_as_in_the_stdlib() -> None:
+    # `from concurrent.interpreters import _queues` (CPython's own tests do it).
+    assert interpreters._queues.create is interpreters.create_queue
+    assert interpreters._queues.Queue is interpreters.Queue

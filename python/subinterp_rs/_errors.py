@@ -8,8 +8,9 @@ interpreter raises) to find the classes, so it must stay importable with no nati
 from __future__ import annotations
 
 import queue
+import sys
 import types
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 __all__ = [
     "ExcInfo",
@@ -29,16 +30,29 @@ __all__ = [
 ]
 
 
-class InterpreterError(Exception):
-    """A cross-interpreter operation failed."""
+if TYPE_CHECKING or sys.version_info < (3, 14):
 
+    class InterpreterError(Exception):
+        """A cross-interpreter operation failed."""
 
-class InterpreterNotFoundError(InterpreterError):
-    """An interpreter was not found (never existed, or already closed)."""
+    class InterpreterNotFoundError(InterpreterError):
+        """An interpreter was not found (never existed, or already closed)."""
 
+    class NotShareableError(ValueError, TypeError):
+        """An object cannot cross to another interpreter (not shareable, and pickle
+        failed)."""
 
-class NotShareableError(ValueError, TypeError):
-    """An object cannot cross to another interpreter (not shareable, and pickle failed)."""
+else:
+    # 3.14+: the stdlib's own classes, as `concurrent.interpreters` re-exports them, so that
+    # code mixing this module with the stdlib's (or with `_interpreters`) catches either's
+    # errors, and they pickle as `concurrent.interpreters.InterpreterError`. (3.13's
+    # `_interpreters` classes claim a module `interpreters` that does not exist: they would not
+    # pickle; 3.12 has none.)
+    from _interpreters import (
+        InterpreterError,
+        InterpreterNotFoundError,
+        NotShareableError,
+    )
 
 
 class ExcTypeInfo(types.SimpleNamespace):

@@ -30,6 +30,7 @@ from types import CodeType
 from typing import Any, Final, ParamSpec, Self, TypeVar
 
 from . import _native_api
+from . import _queues as _queues  # the stdlib has the queue classes there too
 from ._arguments import check_id, script_for_exec
 from ._errors import ExcInfo as ExcInfo
 from ._errors import (
