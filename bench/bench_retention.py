@@ -17,8 +17,14 @@ it again and reports the growth per cycle:
 The modules: none (a bare interpreter), ``json, decimal``, and real packages (``--package``,
 repeated; default ``sympy`` and ``networkx``, those installed). A row whose import fails
 inside (sympy needs ``_ctypes``, which isolated interpreters refuse on 3.12) says so.
-``--json PATH`` writes the rows; the table (Markdown) goes to stdout. Not part of ``python -m
-bench`` (it needs no pyperf).
+``--json PATH`` writes the rows (``docs/assets/retention/`` has those the docs show:
+``docs/executor.md``); the table (Markdown) goes to stdout. Not part of ``python -m
+bench`` (it needs no pyperf). The packages are not dependencies of the project; the docs'
+figures were made with them installed apart (both are pure Python)::
+
+    pip install --target target/bench-pkgs sympy networkx
+    scripts/test.sh run 3.13 -- env PYTHONPATH=$PWD/target/bench-pkgs \
+        python -m bench.bench_retention --cycles 8 --json target/retention-3.13.json
 """
 
 from __future__ import annotations
