@@ -91,8 +91,16 @@ def test_argument_not_rebuilt_inside_low_level() -> None:
 
 def test_argument_not_rebuilt_inside_our_executor() -> None:
     with InterpreterPoolExecutor(1) as pool:
-        with pytest.raises(NotShareableError):
+        with pytest.raises(NotShareableError, match="args not shareable") as info:
             pool.submit(sf.echo, sfid.Unrebuildable()).result(timeout=60)
+        assert "cannot rebuild here" in str(info.value)
+        assert "could not be unpickled" in str(info.value.__cause__)
+        # The task's callable travels with its arguments: "args", as the stdlib's executor.
+        method = types.MethodType(sf.echo, sfid.Unrebuildable())
+        with pytest.raises(NotShareableError, match="args not shareable") as info:
+            pool.submit(method).result(timeout=60)
+        assert "could not be unpickled" in str(info.value.__cause__)
+        assert pool.submit(sf.square, 3).result(timeout=60) == 9  # still usable
         assert pool.submit(sf.square, 4).result(timeout=60) == 16
 
 

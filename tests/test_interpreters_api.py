@@ -2201,3 +2201,25 @@ def test_exec_overhead_is_small() -> None:
         samples.append(time.perf_counter() - start)
     samples.sort()
     assert samples[len(samples) // 2] < 0.005, samples
+
+
+def test_list_all_skips_one_the_collector_destroys_meanwhile() -> None:
+    # CPython's test_destroyed_by_gc (gh-155997): the last object of an interpreter is in a
+    # cycle, and the collector runs while list_all() makes its objects.
+    interp = interpreters.create()
+    interpid = interp.id
+    cycle: list[object] = [interp]
+    cycle.append(cycle)
+    gc.disable()
+    try:
+        del interp, cycle
+    finally:
+        gc.enable()
+    old = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        ids = [i.id for i in interpreters.list_all()]
+    finally:
+        gc.set_threshold(*old)
+    assert interpid not in ids
+    assert not interp_exists(interpid)

@@ -190,6 +190,10 @@ class Interpreter:
                 # Like the stdlib: an object for an interpreter that this module created
                 # keeps it alive. (One the stdlib's own _interpreters made is not ours.)
                 _ownsref = _whence == _native_api.WHENCE_STDLIB and _native_api.is_owned(id)
+                if not _ownsref:
+                    # InterpreterNotFoundError if it is gone: listed, then destroyed by the
+                    # collector while an earlier object was made (gh-155997).
+                    _native_api.whence(id)
                 while _ownsref and _creating:
                     _creations.wait()
                     known = _known.get(id)
@@ -203,9 +207,12 @@ class Interpreter:
                     known._ownsref = True
                     known._whence = _native_api.WHENCE_STDLIB
                 return known
+            # Allocate first, as the stdlib does: an allocation can run the cyclic collector,
+            # which may destroy this very interpreter (its last object was in a cycle); the
+            # incref below then says it is gone (list_all() skips it, gh-155997).
+            self = super().__new__(cls)
             if _ownsref:
                 _native_api.incref(id)  # InterpreterNotFoundError if it does not exist
-            self = super().__new__(cls)
             self._id = id
             self._whence = _whence
             self._ownsref = bool(_ownsref)
@@ -320,9 +327,15 @@ class Interpreter:
         id = self._check_ours("exec code for")
         try:
             _native_api.exec(id, script_for_exec(code))
+        except ExecutionFailed as failed:
+            excinfo = failed.excinfo
         except (InterpreterError, NotShareableError) as exc:
             # Raised from here, as the stdlib's: the same frames in the traceback.
             raise exc.with_traceback(None)  # noqa: B904 (the same exception)
+        else:
+            return
+        # Raised here, outside the handler, as the stdlib's: the same frames and line.
+        raise ExecutionFailed(excinfo)
 
     def _call(
         self, callable: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -332,9 +345,13 @@ class Interpreter:
             raise TypeError(f"expected a callable, got {callable!r}")
         try:
             return _native_api.call(id, callable, args, kwargs or None)
+        except ExecutionFailed as failed:
+            excinfo = failed.excinfo
         except (InterpreterError, NotShareableError) as exc:
             # Raised from here, as the stdlib's: the same frames in the traceback.
             raise exc.with_traceback(None)  # noqa: B904 (the same exception)
+        # Raised here, outside the handler, as the stdlib's: the same frames and line.
+        raise ExecutionFailed(excinfo)
 
     def call(self, callable: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """Call the object in the interpreter with given args/kwargs.

@@ -67,8 +67,9 @@ pub(super) unsafe fn outcome<T>(
             Outcome::Done(v) => ok(v),
             Outcome::Raised(info) => raise::execution_failed(&info),
             Outcome::NotShareable(msg) => raise::raise(Exc::NotShareable, &msg),
-            Outcome::NotRebuilt { what, info } => {
-                // The stdlib's words first ("func/args not shareable"), then which and why.
+            Outcome::NotRebuilt { what, info, why } => {
+                // The stdlib's words first ("func/args not shareable": its executor sends a
+                // task's callable with the arguments, so "args"), then which and why.
                 let kind = if what == "the callable" {
                     "func"
                 } else {
@@ -79,8 +80,7 @@ pub(super) unsafe fn outcome<T>(
                     Exc::NotShareable,
                     &format!(
                         "{kind} not shareable: {what} could not be rebuilt inside the \
-                         interpreter ({})",
-                        info.formatted
+                         interpreter ({why})"
                     ),
                 )
             }

@@ -50,6 +50,36 @@ impl ExcInfo {
         }
     }
 
+    /// Takes the raised exception of a callable or argument that could not be rebuilt in
+    /// the current interpreter (its `__reduce__` raised, its module does not import here):
+    /// its own one-line text (`"ValueError: bad"`), and its description with a note saying
+    /// what failed, in the stdlib's words ("object could not be unpickled").
+    ///
+    /// # Safety
+    /// The current interpreter's GIL is held and an exception is set.
+    pub unsafe fn take_not_rebuilt() -> (Self, String) {
+        // SAFETY: caller holds the GIL; every reference is owned here.
+        unsafe {
+            let Some(exc) = Owned::from_owned(pyo3_ffi::PyErr_GetRaisedException()) else {
+                let info = Self::take_current();
+                let why = info.formatted.clone();
+                return (info, why);
+            };
+            let why = Self::describe(exc.as_ptr()).formatted;
+            let noted = pyutil::getattr(exc.as_ptr(), c"add_note").and_then(|add| {
+                let note = pyutil::new_str(
+                    "(raised while this object was unpickled in the interpreter it was sent \
+                     to: the object could not be unpickled there)",
+                )?;
+                pyutil::call(add.as_ptr(), &[note.as_ptr()])
+            });
+            if noted.is_none() {
+                pyo3_ffi::PyErr_Clear();
+            }
+            (Self::describe(exc.as_ptr()), why)
+        }
+    }
+
     /// Describes `exc` without raising. Never fails: a part that cannot be read (a `__str__`
     /// that raises, say) falls back to a placeholder, and any error is cleared.
     ///

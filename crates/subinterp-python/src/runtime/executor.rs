@@ -354,11 +354,11 @@ impl Callables {
                     }
                 }
                 let obj = xi::from_value(callable)
-                    .ok_or_else(|| Failed::Rebuild("the callable".into()))?;
+                    .ok_or_else(|| Failed::Rebuild("the task's callable".into()))?;
                 self.last = Some((module.clone(), qualname.clone(), dup(&obj)));
                 return Ok(obj);
             }
-            xi::from_value(callable).ok_or_else(|| Failed::Rebuild("the callable".into()))
+            xi::from_value(callable).ok_or_else(|| Failed::Rebuild("the task's callable".into()))
         }
     }
 }
@@ -424,7 +424,7 @@ fn without_value(out: Outcome<Value>) -> Outcome<()> {
         Outcome::Raised(i) => Outcome::Raised(i),
         Outcome::NotShareable(m) => Outcome::NotShareable(m),
         Outcome::NoMemory(m) => Outcome::NoMemory(m),
-        Outcome::NotRebuilt { what, info } => Outcome::NotRebuilt { what, info },
+        Outcome::NotRebuilt { what, info, why } => Outcome::NotRebuilt { what, info, why },
     }
 }
 
@@ -438,10 +438,10 @@ unsafe fn failed(e: Failed, partial: Option<Vec<Value>>) -> Finished {
     // SAFETY: the GIL is held (contract); references are owned and dropped here.
     unsafe {
         match e {
-            Failed::Rebuild(what) => Finished::Failed(Outcome::NotRebuilt {
-                what,
-                info: ExcInfo::take_current(),
-            }),
+            Failed::Rebuild(what) => {
+                let (info, why) = ExcInfo::take_not_rebuilt();
+                Finished::Failed(Outcome::NotRebuilt { what, info, why })
+            }
             Failed::Raised => {
                 let Some(exc) = Owned::from_owned(pyo3_ffi::PyErr_GetRaisedException()) else {
                     return Finished::Raised {

@@ -28,8 +28,11 @@ pub enum Outcome<T> {
     NotRebuilt {
         /// What could not be rebuilt: `"the callable"`, `"argument 2"`, `"keyword argument 'x'"`.
         what: String,
-        /// The error inside.
+        /// The error inside, chained under the stdlib's `NotShareableError("object could
+        /// not be unpickled")`.
         info: ExcInfo,
+        /// The error's own one-line text (`"ValueError: bad"`).
+        why: String,
     },
     /// The result is too big to cross (raised in the caller as `MemoryError`; the interpreter
     /// stays usable).
@@ -413,10 +416,10 @@ pub unsafe fn call_in(
     unsafe {
         match call_object(callable, args, kwargs) {
             Ok(obj) => result_value(&obj, fallback),
-            Err(Failed::Rebuild(what)) => Outcome::NotRebuilt {
-                what,
-                info: ExcInfo::take_current(),
-            },
+            Err(Failed::Rebuild(what)) => {
+                let (info, why) = ExcInfo::take_not_rebuilt();
+                Outcome::NotRebuilt { what, info, why }
+            }
             Err(Failed::Raised) => Outcome::Raised(ExcInfo::take_current()),
         }
     }
