@@ -162,3 +162,52 @@ def test_native_queue_misuse() -> None:
     assert _native_api.executor_close(pool, True, True) == [1]
     with pytest.raises(RuntimeError):
         _native_api.executor_submit(pool, 2, abs, (1,), None)
+
+
+def test_task_future_is_a_future_without_its_condition_until_needed() -> None:
+    from subinterp_rs.futures import _TaskFuture
+
+    # The same attributes as the stdlib's Future, the condition made when first used.
+    assert set(vars(_TaskFuture())) == set(vars(Future())) - {"_condition"}
+    f = _TaskFuture()
+    cond = f._condition
+    assert isinstance(cond, type(threading.Condition())) and f._condition is cond
+
+
+def test_waiting_in_every_way_on_tasks_done_before_and_after() -> None:
+    with InterpreterPoolExecutor(2, prewarm=True) as pool:
+        done_early = pool.submit(sf.add, 1, 2)
+        failed_early = pool.submit(sf.raise_task_error, 3)
+        concurrent.futures.wait([done_early, failed_early], timeout=60)
+        late = [pool.submit(sf.sleep_then, 0.2, i) for i in range(4)]
+        late_failure = pool.submit(sf.sleep_then, 0.2, "x")
+        called: list[object] = []
+        for f in (*late, done_early):
+            f.add_done_callback(lambda f: called.append(f.result()))
+        assert done_early.done() and done_early.result() == 3 and done_early.exception() is None
+        assert failed_early.done() and isinstance(failed_early.exception(), sf.TaskError)
+        with pytest.raises(sf.TaskError):
+            failed_early.result()
+        assert not late[0].done()
+        got = {f.result() for f in concurrent.futures.as_completed(late, timeout=60)}
+        assert got == {0, 1, 2, 3}
+        assert late_failure.result(timeout=60) == "x"
+        waited = concurrent.futures.wait([*late, late_failure], timeout=60)
+        assert len(waited.done) == 5
+        for _ in range(2000):  # callbacks run in the workers, just after the futures are done
+            if len(called) == 5:
+                break
+            threading.Event().wait(0.005)
+        assert sorted(map(str, called)) == ["0", "1", "2", "3", "3"]
+
+
+def test_many_threads_waiting_on_the_same_futures() -> None:
+    with InterpreterPoolExecutor(2) as pool:
+        fs = [pool.submit(sf.sleep_then, 0.001 * (i % 5), i) for i in range(200)]
+        seen: list[list[int]] = []
+
+        def waiter() -> None:
+            seen.append([f.result(timeout=60) for f in fs])
+
+        run_threads(*([waiter] * 6), timeout=60)
+        assert seen == [list(range(200))] * 6

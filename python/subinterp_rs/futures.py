@@ -317,7 +317,7 @@ def _work(
     executor_reference: weakref.ref[InterpreterPoolExecutor],
     ctx: WorkerContext,
     pool: int,
-    futures: dict[int, Future[Any]],
+    futures: dict[int, _TaskFuture],
     max_workers: int,
 ) -> None:
     """A worker thread: takes its share of the native work queue (waiting without the GIL),
@@ -349,11 +349,11 @@ def _work(
                 if f is None:
                     continue  # cancelled by shutdown(cancel_futures=True)
                 if kind == 0 or kind == 2:
-                    f.set_result(payload)
+                    _finish(f, payload, None)
                 elif kind == 1:
-                    f.set_exception(payload)
+                    _finish(f, None, payload)
                 elif kind == 3:
-                    f.set_exception(_ChunkFailed(*payload))
+                    _finish(f, None, _ChunkFailed(*payload))
                 else:  # cancelled before it started: it did not run
                     _notify_cancelled(f)
             del done, payload, f
@@ -370,12 +370,92 @@ def _notify_cancelled(f: Future[Any]) -> None:
         f.set_running_or_notify_cancel()
 
 
+_PENDING: Final = _futures_base.PENDING
+_RUNNING: Final = _futures_base.RUNNING
+_FINISHED: Final = _futures_base.FINISHED
+
+
+def _finish(f: _TaskFuture, result: object, exception: BaseException | None) -> None:
+    """``f.set_result(result)`` or, with an ``exception``, ``f.set_exception(exception)``, as
+    the worker completes a task: a :class:`_TaskFuture` nobody waits on yet (no condition made:
+    see :class:`_LazyCondition`) is completed without taking its lock."""
+    state = f._state
+    if state is not _PENDING and state is not _RUNNING:
+        # Done already: the stdlib's InvalidStateError.
+        if exception is None:
+            f.set_result(result)
+        else:
+            f.set_exception(exception)
+        return
+    # The state last: a reader that sees FINISHED sees the result. Whoever waits (result(),
+    # wait(), as_completed(), add_done_callback()) makes the condition first and then reads the
+    # state under its lock: either it sees FINISHED, or the condition is seen here and its
+    # waiters are woken under the lock.
+    f._result = result
+    f._exception = exception
+    f._state = _FINISHED
+    cond = f.__dict__.get("_condition")
+    if cond is not None:
+        with cond:
+            for waiter in f._waiters:
+                if exception is None:
+                    waiter.add_result(f)
+                else:
+                    waiter.add_exception(f)
+            cond.notify_all()
+    if f._done_callbacks:
+        Future._invoke_callbacks(f)  # type: ignore[attr-defined]
+
+
+class _LazyCondition:
+    """The ``_condition`` of a :class:`_TaskFuture`: made when first looked up (most futures of
+    tiny tasks are done before anyone waits on them, and a condition costs more than the rest
+    of the future). ``dict.setdefault`` makes it once, even when threads race for it."""
+
+    def __get__(
+        self, f: _TaskFuture | None, owner: type[_TaskFuture] | None = None
+    ) -> threading.Condition:
+        if f is None:
+            raise AttributeError("_condition")
+        cond: threading.Condition = f.__dict__.setdefault("_condition", threading.Condition())
+        return cond
+
+
 class _TaskFuture(Future[Any]):
     """The future of a task in the native queue: :meth:`cancel` wins only against a task not
-    started (the worker that takes it races for the same native state)."""
+    started (the worker that takes it races for the same native state). Its condition is made
+    when first needed (:class:`_LazyCondition`); a finished one answers :meth:`result`,
+    :meth:`exception` and :meth:`done` without it."""
 
     _pool = 0
     _task = 0
+    _done_callbacks: list[Callable[[Future[Any]], object]]
+    _condition = _LazyCondition()
+
+    def __init__(self) -> None:
+        # Future.__init__ without the condition.
+        self._state = _PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The call's result (waiting up to ``timeout`` seconds); see ``Future.result``."""
+        if self._state is _FINISHED and self._exception is None:
+            return self._result
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The call's exception (waiting up to ``timeout`` seconds); see
+        ``Future.exception``."""
+        if self._state is _FINISHED:
+            return self._exception
+        return super().exception(timeout)
+
+    def done(self) -> bool:
+        """Whether the call finished or was cancelled."""
+        return self._state is _FINISHED or super().done()
 
     def cancel(self) -> bool:
         """Cancel the call if it has not started; whether it is cancelled."""
@@ -475,7 +555,7 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         self._broken_reason = ""
         self._ready: list[threading.Event] = []
         self._pool = pool = _native_api.executor_create()
-        self._futures: dict[int, Future[Any]] = {}
+        self._futures: dict[int, _TaskFuture] = {}
         self._next_task = itertools.count(1).__next__  # atomic: no lock needed
         # Collected without shutdown(): close the queue, so the workers end (and forget it).
         weakref.finalize(self, _native_api.executor_close, pool, False, True)
@@ -487,7 +567,7 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         """Schedule ``fn(*args, **kwargs)`` in a worker interpreter; return its future."""
         if isinstance(fn, str):
             raise TypeError("scripts not supported")  # the stdlib's words
-        return self._submit(fn, args, kwargs)
+        return self._queue_task(_native_api.executor_submit, fn, args, kwargs or None)
 
     submit.__doc__ = _futures_base.Executor.submit.__doc__
 
@@ -508,7 +588,8 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
     def _queue_task(self, push: Callable[..., tuple[int, int]], *what: object) -> Future[Any]:
         """A new future, its task pushed onto the native queue by ``push(pool, task, *what)``.
         No lock: the native queue has its own, and a closed one refuses the task."""
-        self._check_usable()
+        if self._broken or self._shutdown or _thread._shutdown:
+            self._check_usable()
         f = _TaskFuture()
         f._pool = self._pool
         f._task = task = self._next_task()

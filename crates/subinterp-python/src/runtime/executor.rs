@@ -257,6 +257,10 @@ pub unsafe fn work(
 ) -> Result<Option<Vec<(i64, Finished)>>, WorkError> {
     const SIGNAL_CHECK: Duration = Duration::from_millis(100);
     let p = find(pool).ok_or(WorkError::Pool(PoolError::NotFound))?;
+    // The caller's thread state while it is detached: from the first wait until the tasks
+    // taken run (entering the interpreter from there does not take the caller's GIL first),
+    // re-attached only to check for signals after a wait that found nothing.
+    let mut detached: Option<*mut pyo3_ffi::PyThreadState> = None;
     let mut st = p.lock();
     let tasks = loop {
         if !st.queue.is_empty() {
@@ -270,31 +274,43 @@ pub unsafe fn work(
             break tasks;
         }
         if st.closed || lifecycle::is_shut_down() {
+            drop(st);
+            if let Some(saved) = detached {
+                // SAFETY: re-attaching the thread state detached below (no lock held).
+                unsafe { pyo3_ffi::PyEval_RestoreThread(saved) };
+            }
             return Ok(None);
         }
+        if detached.is_none() {
+            // SAFETY: the caller's thread state is attached (contract): detached while waiting
+            // (releasing a GIL never blocks, so holding the pool's lock here is fine).
+            detached = Some(unsafe { pyo3_ffi::PyEval_SaveThread() });
+        }
         st.idle += 1;
-        // SAFETY: the caller's thread state is attached (contract): detached while waiting,
-        // attached again before Python is touched.
-        let saved = unsafe { pyo3_ffi::PyEval_SaveThread() };
-        st = p
+        let (guard, waited) = p
             .ready
             .wait_timeout(st, SIGNAL_CHECK)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
+            .unwrap_or_else(PoisonError::into_inner);
+        st = guard;
         st.idle -= 1;
-        drop(st);
-        // SAFETY: re-attaching the thread state detached above.
-        unsafe { pyo3_ffi::PyEval_RestoreThread(saved) };
-        // SAFETY: the GIL is held again.
-        if unsafe { pyo3_ffi::PyErr_CheckSignals() } < 0 {
-            return Err(WorkError::Pool(PoolError::Interrupted));
+        if waited.timed_out() && st.queue.is_empty() {
+            drop(st);
+            if let Some(saved) = detached.take() {
+                // SAFETY: re-attaching the thread state detached above, no lock held.
+                unsafe { pyo3_ffi::PyEval_RestoreThread(saved) };
+            }
+            // SAFETY: the GIL is held again.
+            if unsafe { pyo3_ffi::PyErr_CheckSignals() } < 0 {
+                return Err(WorkError::Pool(PoolError::Interrupted));
+            }
+            st = p.lock();
         }
-        st = p.lock();
     };
-    // SAFETY: the caller's contract is `in_interpreter`'s; `run_task` runs under the target's
-    // GIL, and the cached callable is dropped there too.
+    // SAFETY: the caller's contract is `in_interpreter`'s (its thread state detached by this
+    // thread above, for `in_interpreter_detached`); `run_task` runs under the target's GIL, and
+    // the cached callable is dropped there too.
     let done = unsafe {
-        run::in_interpreter(interp, || {
+        let batch = || {
             let mut cache = Callables::default();
             tasks
                 .iter()
@@ -311,7 +327,11 @@ pub unsafe fn work(
                     (t.id, fin)
                 })
                 .collect::<Vec<_>>()
-        })
+        };
+        match detached {
+            Some(saved) => run::in_interpreter_detached(interp, saved, batch),
+            None => run::in_interpreter(interp, batch),
+        }
     };
     let mut st = p.lock();
     for t in &tasks {

@@ -559,8 +559,29 @@ pub enum BeginError {
 /// # Safety
 /// A thread state is attached to this thread (for the look-up of foreign interpreters).
 pub unsafe fn begin_run(id: i64) -> Result<Run, BeginError> {
+    if let Some(run) = begin_own_run(id)? {
+        return Ok(run);
+    }
+    // SAFETY: a thread state is attached (contract).
+    match unsafe { look_up(id) } {
+        Ok(istate) => Ok(Run {
+            id,
+            istate,
+            cached: None,
+            ours: false,
+        }),
+        Err(NotFound) => Err(BeginError::NotFound),
+    }
+}
+
+/// [`begin_run`] for one of our interpreters only: `None` when `id` is not ours (foreign, or
+/// no interpreter), nothing reserved then. Needs no GIL and no thread state.
+///
+/// # Errors
+/// As [`begin_run`], but for `NotFound`.
+pub fn begin_own_run(id: i64) -> Result<Option<Run>, BeginError> {
     let key = thread_key();
-    let ours = with_entries(|entries| {
+    with_entries(|entries| {
         let Some(e) = entries.get_mut(&id) else {
             return Ok(None);
         };
@@ -583,20 +604,7 @@ pub unsafe fn begin_run(id: i64) -> Result<Run, BeginError> {
             cached,
             ours: true,
         }))
-    })?;
-    if let Some(run) = ours {
-        return Ok(run);
-    }
-    // SAFETY: a thread state is attached (contract).
-    match unsafe { look_up(id) } {
-        Ok(istate) => Ok(Run {
-            id,
-            istate,
-            cached: None,
-            ours: false,
-        }),
-        Err(NotFound) => Err(BeginError::NotFound),
-    }
+    })
 }
 
 /// `Running -> Idle`: ends a run, caching `idle` (a detached thread state of this thread) if

@@ -82,6 +82,65 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
         lifecycle::end_run(&run, None);
         return out.ok_or(BeginError::Running);
     }
+    // SAFETY: the caller's thread state is attached (contract), detached here and handed
+    // over as `enter`'s contract asks.
+    unsafe {
+        let saved = pyo3_ffi::PyEval_SaveThread();
+        enter(&run, saved, work)
+    }
+}
+
+/// [`in_interpreter`] from a thread whose thread state `saved` is detached already (a worker
+/// that waited for work without its GIL): entering one of our interpreters then does not take
+/// the caller's GIL first. `saved` is attached again when this returns (also on errors).
+///
+/// # Errors
+/// As [`in_interpreter`].
+///
+/// # Safety
+/// `saved` is this thread's thread state, detached by this thread (none is attached now); no
+/// borrowed object of its interpreter is used inside `work`.
+pub unsafe fn in_interpreter_detached<T>(
+    id: i64,
+    saved: *mut pyo3_ffi::PyThreadState,
+    work: impl FnOnce() -> T,
+) -> Result<T, BeginError> {
+    let run = match lifecycle::begin_own_run(id) {
+        // SAFETY: reads the interpreter of a thread state of this thread (contract).
+        Ok(Some(run)) if unsafe { pyo3_ffi::PyThreadState_GetInterpreter(saved) } != run.istate => {
+            run
+        }
+        other => {
+            // Not ours (looked up with a thread state attached), or the caller's own
+            // interpreter (run in place): as `in_interpreter` does it.
+            if let Ok(Some(run)) = &other {
+                // (Its cached thread state, taken by `begin_own_run`, goes back.)
+                lifecycle::end_run(run, run.cached);
+            }
+            // SAFETY: re-attaches the caller's thread state (contract).
+            unsafe { pyo3_ffi::PyEval_RestoreThread(saved) };
+            other?;
+            // SAFETY: the caller's thread state is attached again; `work` as the contract says.
+            return unsafe { in_interpreter(id, work) };
+        }
+    };
+    // SAFETY: `saved` is detached (contract), as `enter` asks; `run` is ours, reserved, and
+    // not the caller's interpreter.
+    unsafe { enter(&run, saved, work) }
+}
+
+/// The second half of [`in_interpreter`]: attaches a thread state of this thread for
+/// `run.istate`, runs `work`, detaches it and attaches `saved` again; ends the run.
+///
+/// # Safety
+/// `saved` is this thread's thread state, detached (no thread state is attached); `run` was
+/// reserved by this thread and `run.istate` is not `saved`'s interpreter running in place.
+unsafe fn enter<T>(
+    run: &lifecycle::Run,
+    saved: *mut pyo3_ffi::PyThreadState,
+    work: impl FnOnce() -> T,
+) -> Result<T, BeginError> {
+    let id = run.id;
     // Only cache thread states on threads that already have a GIL-state thread state, so a
     // cached one is never the thread's GIL-state binding (deleting it from another thread
     // would then corrupt that binding).
@@ -90,16 +149,15 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
     let cacheable = run.ours && (run.cached.is_some() || has_gilstate);
     // SAFETY: `run.istate` is alive: ours are only destroyed when not running (we reserved it),
     // foreign ones belong to their creator (as with the stdlib, using one while its creator
-    // destroys it is the caller's race). The caller's thread state is attached (contract): it
-    // is detached (its GIL released) before `ts`, a thread state of this OS thread for
-    // `run.istate`, is attached, and attached again after `ts` is detached or deleted (or, at
-    // exit, this thread deletes `ts` and parks for good, holding no GIL).
+    // destroys it is the caller's race). The caller's thread state `saved` is detached (its
+    // GIL released, contract) before `ts`, a thread state of this OS thread for `run.istate`,
+    // is attached, and attached again after `ts` is detached or deleted (or, at exit, this
+    // thread deletes `ts` and parks for good, holding no GIL).
     unsafe {
         let ts = match run.cached {
             Some(ts) => ts,
             None => pyo3_ffi::PyThreadState_New(run.istate),
         };
-        let saved = pyo3_ffi::PyEval_SaveThread();
         pyo3_ffi::PyEval_RestoreThread(ts);
         buffer::release_pending(id);
         if run.ours {
@@ -124,7 +182,7 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
             // Its thread state goes first, deleted by its own thread: attaching it made it
             // this thread's GIL-state binding (3.14+), which only this thread may undo.
             tstate::delete_attached(ts);
-            lifecycle::end_run(&run, None);
+            lifecycle::end_run(run, None);
             park_forever();
         }
         if cacheable {
@@ -133,7 +191,7 @@ pub unsafe fn in_interpreter<T>(id: i64, work: impl FnOnce() -> T) -> Result<T, 
             tstate::delete_attached(ts);
         }
         pyo3_ffi::PyEval_RestoreThread(saved);
-        let close_now = lifecycle::end_run(&run, cacheable.then_some(ts));
+        let close_now = lifecycle::end_run(run, cacheable.then_some(ts));
         if close_now {
             // Closing waits for the lifecycle lock: never while holding a GIL.
             let caller = tstate::detach();
