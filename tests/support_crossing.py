@@ -59,3 +59,31 @@ def class_of_main() -> object:
     cls.__module__ = "__main__"
     __main__.OnlyHere = cls
     return [cls()]
+
+
+def lookups(d: dict[str, int], keys: list[str]) -> list[int]:
+    """``[d[k] for k in keys]``."""
+    return [d[k] for k in keys]
+
+
+_last: list[str] = []
+
+
+def keys_as_last_time(d: dict[str, int]) -> list[bool]:
+    """For each key of ``d``, whether it is the very object that was that key (by position)
+    in the dict of the previous call (the key cache of dict keys found it again)."""
+    global _last
+    prev, _last = _last, list(d)
+    return [a is b for a, b in zip(prev, d, strict=False)]
+
+
+class Text(str):
+    """A ``str`` subclass: it crosses by pickle (inside containers too)."""
+
+
+def identity_of(x: Any) -> Any:
+    """A copy of ``x`` made inside (by ``copy.deepcopy``), so that what crosses back is an
+    object of this interpreter with its own reference counts."""
+    import copy
+
+    return copy.deepcopy(x)

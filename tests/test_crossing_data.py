@@ -245,3 +245,114 @@ def test_result_that_cannot_be_rebuilt_is_a_clear_error(si: Subinterpreter) -> N
     with pytest.raises(NotShareableError, match="could not be rebuilt here"):
         si.call(sc.class_of_main)
     assert si.call(sc.identity, {"still": "usable"}) == {"still": "usable"}
+
+
+# -- strings and the key cache (ASCII strings copied at once, dict keys found again) ---------
+
+_texts = st.one_of(
+    st.text(st.characters(max_codepoint=127), max_size=80),  # ASCII
+    st.text(st.characters(min_codepoint=128, max_codepoint=255), min_size=1, max_size=8),
+    st.text(st.characters(exclude_categories=()), max_size=80),  # any, lone surrogates too
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_texts, max_size=6), st.dictionaries(_texts, _texts, max_size=6))
+def test_strings_and_str_keys_round_trip(
+    si: Subinterpreter, texts: list[str], d: dict[str, str]
+) -> None:
+    for value in (texts, d, [d, d, texts], {k: texts for k in d}):
+        back = si.call(sc.identity, value)
+        assert shape(back) == shape(value)
+        # Twice: the second time, the keys come from the key cache.
+        assert shape(si.call(sc.identity, value)) == shape(value)
+
+
+def test_str_subclasses_go_by_pickle(si: Subinterpreter) -> None:
+    value = {sc.Text("k"): [sc.Text("v"), "plain"], "k2": sc.Text("é")}
+    back = si.call(sc.identity, value)
+    assert back == value
+    assert [type(k) for k in back] == [sc.Text, str]
+    assert type(back[sc.Text("k")][0]) is sc.Text and type(back[sc.Text("k")][1]) is str
+    assert type(back["k2"]) is sc.Text
+
+
+def test_key_cache_never_confuses_keys(si: Subinterpreter) -> None:
+    # Far more keys than the cache has slots: many share a slot, each must come back as itself,
+    # with its own hash (and lookups by it work inside).
+    keys = [f"k{i}" for i in range(20_000)] + ["é", "€", "𝄞", "\ud800", "a" * 65, ""]
+    d = dict.fromkeys(keys, 1) | {k: i for i, k in enumerate(keys[::7])}
+    for _ in range(2):
+        assert si.call(sc.identity, d) == d
+        assert si.call(sc.lookups, d, keys[::3]) == [d[k] for k in keys[::3]]
+
+
+def test_keys_that_crossed_before_are_reused(si: Subinterpreter) -> None:
+    # One key at a time (two could share a slot of the cache).
+    for key, reused in (("alpha", True), ("b" * 64, True), ("c" * 65, False), ("é" * 9, True)):
+        si.call(sc.keys_as_last_time, {key: 1})
+        assert si.call(sc.keys_as_last_time, {key: 2}) == [reused], key
+
+
+def test_huge_strings_hit_the_bound() -> None:
+    old = _native_api.set_crossing_max_bytes(1 << 20)
+    try:
+        with Subinterpreter.create() as s:
+            for big in ("x" * (2 << 20), "€" * (1 << 20), "𝄞" * (1 << 19)):
+                with pytest.raises(MemoryError, match="too big to cross"):
+                    s.call(sc.identity, [big])
+                with pytest.raises(MemoryError, match="too big to cross"):
+                    s.call(sc.identity, {big: 1})
+            assert s.call(sc.identity, ["x" * 1000]) == ["x" * 1000]
+    finally:
+        _native_api.set_crossing_max_bytes(old)
+
+
+# -- memo entries only where needed (a container referenced once has none) ------------------
+
+
+@st.composite
+def _aliased(draw: st.DrawFn) -> list[Any]:
+    """A list whose items are drawn from a few containers, some of them several times (and
+    fresh ones, referenced once)."""
+    containers = (
+        st.lists(_values, max_size=3)
+        | st.dictionaries(_any_text, _values, max_size=3)
+        | st.tuples(_values, _values)
+    )
+    pool = draw(st.lists(containers, max_size=4))
+    picks = draw(st.lists(st.integers(-1, len(pool) - 1), max_size=8))
+    return [pool[i] if i >= 0 else [i] for i in picks]
+
+
+@settings(max_examples=100, deadline=None)
+@given(_aliased())
+def test_shared_references_kept_and_single_ones_copied(
+    si: Subinterpreter, value: list[Any]
+) -> None:
+    back = si.call(sc.identity, value)
+    assert shape(back) == shape(value)
+    for i, a in enumerate(value):
+        for j, b in enumerate(value):
+            if isinstance(a, (list, dict)) or (isinstance(a, tuple) and a):
+                assert (back[i] is back[j]) == (a is b), (i, j)
+
+
+def test_a_cycle_through_a_container_referenced_once_elsewhere() -> None:
+    # outer holds itself: two references (the caller's and its own), so it has a memo entry;
+    # the inner list is referenced once (by outer).
+    outer: list[Any] = [[1]]
+    outer.append(outer)
+    with Subinterpreter.create() as s:
+        back = s.call(sc.identity, outer)
+    assert back[1] is back and back[0] == [1]
+
+
+def test_a_dict_whose_keys_turn_out_not_all_str(si: Subinterpreter) -> None:
+    # The dict is first written as one with str keys; the int key makes it start again, and
+    # what the first attempt met (a shared list) must be met afresh.
+    a = [0]
+    value = [{"s": [a], 1: a}, a, {"t": a, None: {"u": [a]}}]
+    for back in (si.call(sc.identity, value), si.call(sc.identity_of, value)):
+        assert back == value
+        assert back[0]["s"][0] is back[0][1] is back[1] is back[2]["t"] is back[2][None]["u"][0]

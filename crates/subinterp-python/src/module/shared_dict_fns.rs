@@ -89,7 +89,7 @@ unsafe fn data_arg(obj: *mut PyObject, what: &str) -> Option<Data> {
         let data = match xi::to_value(obj, Fallback::SharedOnly) {
             Ok(value) => Data::from_value(value).ok(),
             // Containers of data: the encoding calls use (exact types only).
-            Err(_) => xi::data::encode(obj).ok().map(Data::Encoded),
+            Err(_) => xi::data::encode_canonical(obj).ok().map(Data::Encoded),
         };
         if data.is_none() {
             pyo3_ffi::PyErr_Clear();

@@ -53,6 +53,10 @@ const RANGE: u8 = 18;
 const SLICE: u8 = 19;
 const MEMO: u8 = 20;
 const EMPTY_TUPLE: u8 = 21;
+const STR_ASCII: u8 = 22;
+/// Set on a container's tag when it has no memo entry: it is referenced once only (its
+/// reference count is 1), so nothing in the value can refer to it again.
+const UNMEMO: u8 = 0x80;
 
 static MAX_BYTES: AtomicUsize = AtomicUsize::new(usize::MAX);
 
@@ -103,6 +107,8 @@ struct Encoder {
     buf: Vec<u8>,
     memo: HashMap<usize, Seen, BuildHasherDefault<AddrHasher>>,
     max: usize,
+    /// Every container gets a memo entry (see [`encode_canonical`]).
+    canonical: bool,
 }
 
 /// Encodes `obj` (see the module doc).
@@ -113,10 +119,34 @@ struct Encoder {
 /// # Safety
 /// The current interpreter's GIL is held; `obj` is alive.
 pub unsafe fn encode(obj: *mut PyObject) -> Result<Vec<u8>, EncodeError> {
+    // SAFETY: as this function's contract.
+    unsafe { encode_with(obj, false) }
+}
+
+/// [`encode`], the same value always as the same bytes: a container referenced once gets its
+/// memo entry too (else whether it has one depends on reference counts, which differ from
+/// call to call), for encodings that are compared (`SharedDict.compare_and_set`).
+///
+/// # Errors
+/// See [`EncodeError`].
+///
+/// # Safety
+/// The current interpreter's GIL is held; `obj` is alive.
+pub unsafe fn encode_canonical(obj: *mut PyObject) -> Result<Vec<u8>, EncodeError> {
+    // SAFETY: as this function's contract.
+    unsafe { encode_with(obj, true) }
+}
+
+/// [`encode`] or [`encode_canonical`].
+///
+/// # Safety
+/// The current interpreter's GIL is held; `obj` is alive.
+unsafe fn encode_with(obj: *mut PyObject, canonical: bool) -> Result<Vec<u8>, EncodeError> {
     let mut enc = Encoder {
         buf: Vec::new(),
         memo: HashMap::default(),
         max: MAX_BYTES.load(Ordering::Relaxed),
+        canonical,
     };
     // SAFETY: the GIL is held and `obj` alive (contract).
     unsafe { enc.object(obj, 0)? };
@@ -130,6 +160,13 @@ impl Encoder {
         if self.buf.capacity() - self.buf.len() >= n {
             return Ok(());
         }
+        self.grow(n)
+    }
+
+    /// [`Encoder::room`] when the buffer must grow.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, n: usize) -> Result<(), EncodeError> {
         if self.buf.len().saturating_add(n) > self.max {
             return Err(EncodeError::TooBig);
         }
@@ -140,28 +177,58 @@ impl Encoder {
             .map_err(|_| EncodeError::TooBig)
     }
 
+    /// Whether `obj` needs no memo entry: referenced once only, and not a canonical encoding.
+    ///
+    /// # Safety
+    /// The GIL is held; `obj` is alive.
+    #[inline]
+    unsafe fn once(&self, obj: *mut PyObject) -> bool {
+        // SAFETY: as this function's contract.
+        !self.canonical && unsafe { referenced_once(obj) }
+    }
+
+    /// Appends `b`, for which [`Encoder::room`] made room.
+    #[inline]
+    fn put(&mut self, b: &[u8]) {
+        let len = self.buf.len();
+        assert!(self.buf.capacity() - len >= b.len());
+        // SAFETY: the capacity holds `b` after the length (checked above: the compiler drops
+        // the check where `room` made it), the two do not overlap, and the bytes written are
+        // initialized before the length covers them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), self.buf.as_mut_ptr().add(len), b.len());
+            self.buf.set_len(len + b.len());
+        }
+    }
+
+    /// Appends a varint, for which [`Encoder::room`] made room (10 bytes).
+    #[inline]
+    fn put_varint(&mut self, mut n: usize) {
+        while n >= 0x80 {
+            self.put(&[(n as u8) | 0x80]);
+            n >>= 7;
+        }
+        self.put(&[n as u8]);
+    }
+
     #[inline]
     fn byte(&mut self, b: u8) -> Result<(), EncodeError> {
         self.room(1)?;
-        self.buf.push(b);
+        self.put(&[b]);
         Ok(())
     }
 
     #[inline]
     fn bytes(&mut self, b: &[u8]) -> Result<(), EncodeError> {
         self.room(b.len())?;
-        self.buf.extend_from_slice(b);
+        self.put(b);
         Ok(())
     }
 
     #[inline]
-    fn varint(&mut self, mut n: usize) -> Result<(), EncodeError> {
+    fn varint(&mut self, n: usize) -> Result<(), EncodeError> {
         self.room(10)?;
-        while n >= 0x80 {
-            self.buf.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        self.buf.push(n as u8);
+        self.put_varint(n);
         Ok(())
     }
 
@@ -227,8 +294,10 @@ impl Encoder {
                 return self.byte(FALSE);
             }
             if tp == &raw mut pyo3_ffi::PyFloat_Type {
-                self.byte(FLOAT)?;
-                return self.bytes(&pyo3_ffi::PyFloat_AS_DOUBLE(obj).to_le_bytes());
+                self.room(9)?;
+                self.put(&[FLOAT]);
+                self.put(&pyo3_ffi::PyFloat_AS_DOUBLE(obj).to_le_bytes());
+                return Ok(());
             }
             if tp == &raw mut pyo3_ffi::PyBytes_Type {
                 let n = pyo3_ffi::PyBytes_Size(obj) as usize;
@@ -250,15 +319,19 @@ impl Encoder {
                 if depth >= MAX_DEPTH {
                     return Err(EncodeError::Unsupported);
                 }
-                // Lists and dicts (but those with str keys only, made at once) are made
-                // before their items: a cycle back to one is fine.
-                let str_keys = tp == &raw mut pyo3_ffi::PyDict_Type && all_str_keys(obj);
-                let open = tp == &raw mut pyo3_ffi::PyList_Type
-                    || (tp == &raw mut pyo3_ffi::PyDict_Type && !str_keys);
-                if let Some(done) = self.seen(obj, open) {
+                if tp == &raw mut pyo3_ffi::PyDict_Type {
+                    return self.dict_value(obj, depth + 1);
+                }
+                if self.once(obj) {
+                    // Its one reference is the slot we came from (or the caller's): nothing
+                    // in the value refers to it again, so it needs no memo entry.
+                    return self.container(obj, tp, depth + 1, UNMEMO);
+                }
+                // Lists are made before their items: a cycle back to one is fine.
+                if let Some(done) = self.seen(obj, tp == &raw mut pyo3_ffi::PyList_Type) {
                     return done;
                 }
-                self.container(obj, tp, str_keys, depth + 1)?;
+                self.container(obj, tp, depth + 1, 0)?;
                 self.finished(obj);
                 return Ok(());
             }
@@ -287,16 +360,12 @@ impl Encoder {
         // SAFETY: the GIL is held; a `str` of 3.12+ is always ready, its data `len` code units
         // of `kind` bytes each.
         unsafe {
-            let len = pyo3_ffi::PyUnicode_GET_LENGTH(obj) as usize;
-            let kind = pyo3_ffi::PyUnicode_KIND(obj) as usize;
-            let tag = match kind {
-                1 => STR1,
-                2 => STR2,
-                _ => STR4,
-            };
-            self.tag_len(tag, len)?;
-            let data = pyo3_ffi::PyUnicode_DATA(obj).cast::<u8>();
-            self.bytes(std::slice::from_raw_parts(data, len * kind))
+            let (tag, len, data) = str_parts(obj);
+            self.room(11 + data.len())?;
+            self.put(&[tag]);
+            self.put_varint(len);
+            self.put(data);
+            Ok(())
         }
     }
 
@@ -311,8 +380,10 @@ impl Encoder {
                 if n == -1 && !pyo3_ffi::PyErr_Occurred().is_null() {
                     return Err(EncodeError::Failed);
                 }
-                self.byte(INT)?;
-                return self.bytes(&n.to_le_bytes());
+                self.room(9)?;
+                self.put(&[INT]);
+                self.put(&n.to_le_bytes());
+                return Ok(());
             }
             let Some(hex) = Owned::from_owned(pyo3_ffi::PyNumber_ToBase(obj, 16)) else {
                 return Err(EncodeError::Failed);
@@ -333,21 +404,21 @@ impl Encoder {
         &mut self,
         obj: *mut PyObject,
         tp: *mut pyo3_ffi::PyTypeObject,
-        str_keys: bool,
         depth: usize,
+        unmemo: u8,
     ) -> Result<(), EncodeError> {
         // SAFETY: the GIL is held; indexes stay below each container's size, which cannot
         // change (no Python code runs while we read).
         unsafe {
             if tp == &raw mut pyo3_ffi::PyTuple_Type {
                 let n = pyo3_ffi::PyTuple_GET_SIZE(obj);
-                self.tag_len(TUPLE, n as usize)?;
+                self.tag_len(TUPLE | unmemo, n as usize)?;
                 for i in 0..n {
                     self.object(pyo3_ffi::PyTuple_GET_ITEM(obj, i), depth)?;
                 }
             } else if tp == &raw mut pyo3_ffi::PyList_Type {
                 let n = pyo3_ffi::PyList_GET_SIZE(obj);
-                self.tag_len(LIST, n as usize)?;
+                self.tag_len(LIST | unmemo, n as usize)?;
                 let mut i = 0;
                 // Re-read the size: it cannot change, but a stale length must never index.
                 while i < n.min(pyo3_ffi::PyList_GET_SIZE(obj)) {
@@ -357,8 +428,6 @@ impl Encoder {
                 if i < n {
                     return Err(EncodeError::Unsupported);
                 }
-            } else if tp == &raw mut pyo3_ffi::PyDict_Type {
-                self.dict(obj, str_keys, depth)?;
             } else if tp == &raw mut pyo3_ffi::PySet_Type
                 || tp == &raw mut pyo3_ffi::PyFrozenSet_Type
             {
@@ -368,7 +437,7 @@ impl Encoder {
                 } else {
                     FROZENSET
                 };
-                self.tag_len(tag, n as usize)?;
+                self.tag_len(tag | unmemo, n as usize)?;
                 let Some(iter) = Owned::from_owned(pyo3_ffi::PyObject_GetIter(obj)) else {
                     return Err(EncodeError::Failed);
                 };
@@ -384,7 +453,7 @@ impl Encoder {
                     return Err(EncodeError::Unsupported);
                 }
             } else if tp == &raw mut pyo3_ffi::PySlice_Type {
-                self.byte(SLICE)?;
+                self.byte(SLICE | unmemo)?;
                 for name in [c"start", c"stop", c"step"] {
                     let Some(v) = pyutil::getattr(obj, name) else {
                         return Err(EncodeError::Failed);
@@ -393,7 +462,7 @@ impl Encoder {
                 }
             } else {
                 let n = pyo3_ffi::PyByteArray_Size(obj) as usize;
-                self.tag_len(BYTEARRAY, n)?;
+                self.tag_len(BYTEARRAY | unmemo, n)?;
                 let p = pyo3_ffi::PyByteArray_AsString(obj).cast::<u8>();
                 if n > 0 {
                     self.bytes(std::slice::from_raw_parts(p, n))?;
@@ -403,6 +472,46 @@ impl Encoder {
         }
     }
 
+    /// A `dict` (at `depth`, counting itself): first as one with `str` keys only (the receiver
+    /// makes it at once, with the keys' hashes), and if a key that is not an exact `str` turns
+    /// up, again as any dict (made before its items: a cycle back to it is fine).
+    ///
+    /// # Safety
+    /// The GIL is held; `obj` is an exact `dict`.
+    unsafe fn dict_value(&mut self, obj: *mut PyObject, depth: usize) -> Result<(), EncodeError> {
+        // SAFETY: the GIL is held; `obj` is an exact dict (contract).
+        unsafe {
+            let once = self.once(obj);
+            let unmemo = if once { UNMEMO } else { 0 };
+            let (start, index) = (self.buf.len(), self.memo.len());
+            if !once {
+                if let Some(done) = self.seen(obj, false) {
+                    return done;
+                }
+            }
+            if !self.dict(obj, true, depth, unmemo)? {
+                // Undo the attempt: its bytes and the memo entries of what it met (the dict's
+                // own stays, now open: it may be referenced before it is done).
+                self.buf.truncate(start);
+                let keep = if once { index } else { index + 1 };
+                if self.memo.len() > keep {
+                    self.memo.retain(|_, s| (s.index as usize) < keep);
+                }
+                if !once {
+                    self.finished(obj);
+                }
+                self.dict(obj, false, depth, unmemo)?;
+            }
+            if !once {
+                self.finished(obj);
+            }
+            Ok(())
+        }
+    }
+
+    /// Writes the dict `obj`; with `str_keys`, as one whose keys are all exact `str`s: then
+    /// `false` (what was written is to be dropped) as soon as a key is not.
+    ///
     /// # Safety
     /// The GIL is held; `obj` is an exact `dict`.
     unsafe fn dict(
@@ -410,20 +519,28 @@ impl Encoder {
         obj: *mut PyObject,
         str_keys: bool,
         depth: usize,
-    ) -> Result<(), EncodeError> {
+        unmemo: u8,
+    ) -> Result<bool, EncodeError> {
         // SAFETY: the GIL is held; PyDict_Next yields borrowed references that live as long as
         // the dict, which nothing changes while we read.
         unsafe {
             let n = pyo3_ffi::PyDict_Size(obj);
             let (mut pos, mut key, mut value): (Py_ssize_t, *mut PyObject, *mut PyObject) =
                 (0, std::ptr::null_mut(), std::ptr::null_mut());
-            self.tag_len(if str_keys { DICT_STR_KEYS } else { DICT }, n as usize)?;
+            let tag = if str_keys { DICT_STR_KEYS } else { DICT };
+            self.tag_len(tag | unmemo, n as usize)?;
             let mut count = 0;
             while pyo3_ffi::PyDict_Next(obj, &raw mut pos, &raw mut key, &raw mut value) != 0 {
                 if str_keys {
+                    if pyo3_ffi::Py_TYPE(key) != &raw mut pyo3_ffi::PyUnicode_Type {
+                        return Ok(false);
+                    }
                     self.str(key)?;
                     // An exact str's hash: cached, or computed once (it cannot fail).
-                    let h: Py_hash_t = pyo3_ffi::PyObject_Hash(key);
+                    let mut h = (*key.cast::<pyo3_ffi::PyASCIIObject>()).hash;
+                    if h == -1 {
+                        h = pyo3_ffi::PyObject_Hash(key);
+                    }
                     self.bytes(&h.to_le_bytes())?;
                 } else {
                     self.object(key, depth)?;
@@ -434,26 +551,27 @@ impl Encoder {
             if count != n {
                 return Err(EncodeError::Unsupported);
             }
-            Ok(())
+            Ok(true)
         }
     }
 }
 
-/// Whether every key of the `dict` `obj` is an exact `str`.
+/// Whether `obj` is referenced once only. Not on free-threaded builds, whose reference counts
+/// are split between threads.
 ///
 /// # Safety
-/// The GIL is held; `obj` is a `dict`.
-unsafe fn all_str_keys(obj: *mut PyObject) -> bool {
-    // SAFETY: the GIL is held; PyDict_Next yields borrowed references.
+/// The GIL is held; `obj` is alive.
+#[inline]
+unsafe fn referenced_once(obj: *mut PyObject) -> bool {
+    #[cfg(Py_GIL_DISABLED)]
+    {
+        let _ = obj;
+        false
+    }
+    // SAFETY: the GIL is held and `obj` alive (contract).
+    #[cfg(not(Py_GIL_DISABLED))]
     unsafe {
-        let (mut pos, mut key, mut value): (Py_ssize_t, *mut PyObject, *mut PyObject) =
-            (0, std::ptr::null_mut(), std::ptr::null_mut());
-        while pyo3_ffi::PyDict_Next(obj, &raw mut pos, &raw mut key, &raw mut value) != 0 {
-            if pyo3_ffi::Py_TYPE(key) != &raw mut pyo3_ffi::PyUnicode_Type {
-                return false;
-            }
-        }
-        true
+        pyo3_ffi::Py_REFCNT(obj) == 1
     }
 }
 
@@ -501,9 +619,182 @@ unsafe fn malformed<T>() -> Option<T> {
     None
 }
 
-impl Decoder<'_> {
+/// Keys of dicts with `str` keys of up to this many bytes of data are kept in the key cache.
+const KEY_CACHE_MAX_BYTES: usize = 64;
+/// The slots of an interpreter's key cache (a power of two).
+const KEY_CACHE_SLOTS: usize = 4096;
+
+/// This interpreter's dict-key cache: a list of [`KEY_CACHE_SLOTS`] slots, each `None` or a
+/// `str` that crossed as the key of a dict, at the slot its hash picks (the last one there).
+/// A key that crosses again is that `str` again, not a new one, as CPython shares interned
+/// names: keys are immutable, and the many dicts with the same keys (records, JSON-like data)
+/// then cost neither the allocation nor the freeing of their keys. Kept in the interpreter's
+/// state dict (freed with it); memory bounded by the slots and [`KEY_CACHE_MAX_BYTES`]. `None`
+/// (no error set) when it cannot be made.
+///
+/// # Safety
+/// The current interpreter's GIL is held.
+unsafe fn key_cache() -> Option<*mut PyObject> {
+    const KEY: &std::ffi::CStr = c"subinterp_rs.key_cache";
+    thread_local! {
+        /// The cache of the interpreter (by id: ids are never reused) this thread used last.
+        static LAST: std::cell::Cell<(i64, *mut PyObject)> =
+            const { std::cell::Cell::new((-1, std::ptr::null_mut())) };
+    }
+    // SAFETY: the GIL is held; the list is kept alive by the state dict of its interpreter,
+    // which is the current one when the ids match (and alive: we run in it).
+    unsafe {
+        let interp = pyo3_ffi::PyInterpreterState_Get();
+        let id = pyo3_ffi::PyInterpreterState_GetID(interp);
+        let (last_id, last) = LAST.get();
+        if last_id == id && id >= 0 {
+            return Some(last);
+        }
+        let state = pyo3_ffi::PyInterpreterState_GetDict(interp);
+        if state.is_null() {
+            return None;
+        }
+        let mut found = pyo3_ffi::PyDict_GetItemString(state, KEY.as_ptr());
+        if found.is_null() || pyo3_ffi::PyList_CheckExact(found) == 0 {
+            let fresh = Owned::from_owned(pyo3_ffi::PyList_New(KEY_CACHE_SLOTS as Py_ssize_t));
+            let Some(fresh) = fresh else {
+                pyo3_ffi::PyErr_Clear();
+                return None;
+            };
+            for i in 0..KEY_CACHE_SLOTS {
+                pyo3_ffi::PyList_SET_ITEM(
+                    fresh.as_ptr(),
+                    i as Py_ssize_t,
+                    pyo3_ffi::Py_NewRef(pyo3_ffi::Py_None()),
+                );
+            }
+            if pyo3_ffi::PyDict_SetItemString(state, KEY.as_ptr(), fresh.as_ptr()) < 0 {
+                pyo3_ffi::PyErr_Clear();
+                return None;
+            }
+            found = fresh.as_ptr(); // kept alive by the state dict
+        }
+        LAST.set((id, found));
+        Some(found)
+    }
+}
+
+/// Whether `obj` (a key cache slot) is the exact `str` of hash `h` whose code units are `b`
+/// (of a `str` tag `tag`).
+///
+/// # Safety
+/// The GIL is held; `obj` is alive.
+#[inline]
+unsafe fn same_str(obj: *mut PyObject, h: Py_hash_t, tag: u8, b: &[u8]) -> bool {
+    // SAFETY: the GIL is held; an exact `str`'s data is its length times its kind bytes.
+    unsafe {
+        if pyo3_ffi::Py_TYPE(obj) != &raw mut pyo3_ffi::PyUnicode_Type
+            || (*obj.cast::<pyo3_ffi::PyASCIIObject>()).hash != h
+        {
+            return false;
+        }
+        // Equal code units of the same width are the same text (a `str` is always stored in
+        // its narrowest kind, so ASCII and other 1-byte text tell themselves apart).
+        let (cached_tag, _, data) = str_parts(obj);
+        str_kind(cached_tag) == str_kind(tag) && data == b
+    }
+}
+
+/// The tag, length and code units of an exact `str`, read from the object (the layout of
+/// CPython 3.12 to 3.15's GIL builds: exact `str`s are compact, their data right after the
+/// header, the state bit field's `kind` at bits 2-4 and `ascii` at bit 6); on free-threaded
+/// builds through the C API.
+///
+/// # Safety
+/// The GIL is held; `obj` is an exact `str`, alive for as long as the slice is used.
+#[inline]
+unsafe fn str_parts<'s>(obj: *mut PyObject) -> (u8, usize, &'s [u8]) {
+    // SAFETY: the GIL is held and `obj` an exact (so compact) `str` (contract): its data is
+    // `len` code units of `kind` bytes right after the `PyASCIIObject` header when it is
+    // ASCII, else after the `PyCompactUnicodeObject` one.
+    unsafe {
+        let len = pyo3_ffi::PyUnicode_GET_LENGTH(obj) as usize;
+        #[cfg(not(Py_GIL_DISABLED))]
+        let (kind, ascii, data) = {
+            let state = (*obj.cast::<pyo3_ffi::PyASCIIObject>()).state;
+            let (kind, ascii) = (((state >> 2) & 7) as usize, state & (1 << 6) != 0);
+            let data = if ascii {
+                obj.cast::<pyo3_ffi::PyASCIIObject>().add(1).cast::<u8>()
+            } else {
+                obj.cast::<pyo3_ffi::PyCompactUnicodeObject>()
+                    .add(1)
+                    .cast::<u8>()
+            };
+            (kind, ascii, data)
+        };
+        #[cfg(Py_GIL_DISABLED)]
+        let (kind, ascii, data) = {
+            let kind = pyo3_ffi::PyUnicode_KIND(obj) as usize;
+            let data = pyo3_ffi::PyUnicode_DATA(obj).cast::<u8>();
+            (
+                kind,
+                kind == 1 && std::slice::from_raw_parts(data, len).is_ascii(),
+                data,
+            )
+        };
+        debug_assert_eq!(
+            data.cast::<std::ffi::c_void>(),
+            pyo3_ffi::PyUnicode_DATA(obj)
+        );
+        let tag = match kind {
+            1 if ascii => STR_ASCII,
+            1 => STR1,
+            2 => STR2,
+            _ => STR4,
+        };
+        (tag, len, std::slice::from_raw_parts(data, len * kind))
+    }
+}
+
+/// Bytes per code unit of a `str` tag.
+#[inline]
+fn str_kind(tag: u8) -> usize {
+    match tag {
+        STR_ASCII | STR1 => 1,
+        STR2 => 2,
+        _ => 4,
+    }
+}
+
+/// A new `str` of the code units `b` of a `str` tag. An ASCII one (checked) is made and
+/// copied at once; the others by `PyUnicode_FromKindAndData`, which finds the narrowest kind
+/// (and the 1-character singletons).
+///
+/// # Safety
+/// The GIL is held. On `None` a Python error is set.
+unsafe fn new_str(tag: u8, b: &[u8]) -> Option<Owned> {
+    // SAFETY: the GIL is held; a new ASCII `str` of `len` characters has room for `len` bytes
+    // of data, written before anyone sees it; `b` holds `len` code units of the tag's kind.
+    unsafe {
+        if tag == STR_ASCII && b.len() > 1 {
+            if !b.is_ascii() {
+                return malformed();
+            }
+            let s = Owned::from_owned(pyo3_ffi::PyUnicode_New(b.len() as Py_ssize_t, 127))?;
+            std::ptr::copy_nonoverlapping(
+                b.as_ptr(),
+                pyo3_ffi::PyUnicode_DATA(s.as_ptr()).cast::<u8>(),
+                b.len(),
+            );
+            return Some(s);
+        }
+        let kind = str_kind(tag);
+        Owned::from_owned(pyo3_ffi::PyUnicode_FromKindAndData(
+            kind as _,
+            b.as_ptr().cast::<c_void>(),
+            (b.len() / kind) as Py_ssize_t,
+        ))
+    }
+}
+
+impl<'a> Decoder<'a> {
     #[inline]
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let s = self.data.get(self.pos..end)?;
         self.pos = end;
@@ -519,6 +810,17 @@ impl Decoder<'_> {
 
     #[inline]
     fn varint(&mut self) -> Option<usize> {
+        let first = self.byte()?;
+        if first < 0x80 {
+            return Some(usize::from(first));
+        }
+        self.pos -= 1;
+        self.long_varint()
+    }
+
+    /// [`Decoder::varint`] of more than one byte.
+    #[cold]
+    fn long_varint(&mut self) -> Option<usize> {
         let mut n: usize = 0;
         let mut shift = 0;
         loop {
@@ -552,9 +854,18 @@ impl Decoder<'_> {
     unsafe fn object(&mut self) -> Option<Owned> {
         // SAFETY: the GIL is held (contract).
         unsafe {
-            let Some(tag) = self.byte() else {
+            let Some(raw) = self.byte() else {
                 return malformed();
             };
+            let (tag, memo) = (raw & !UNMEMO, raw & UNMEMO == 0);
+            if !memo
+                && !matches!(
+                    tag,
+                    TUPLE | LIST | DICT | DICT_STR_KEYS | SET | FROZENSET | SLICE | BYTEARRAY
+                )
+            {
+                return malformed();
+            }
             let obj = match tag {
                 NONE => pyo3_ffi::Py_NewRef(pyo3_ffi::Py_None()),
                 FALSE => pyo3_ffi::Py_NewRef(pyo3_ffi::Py_False()),
@@ -568,7 +879,7 @@ impl Decoder<'_> {
                     Some(b) => pyo3_ffi::PyFloat_FromDouble(f64::from_le_bytes(b)),
                     None => return malformed(),
                 },
-                STR1 | STR2 | STR4 => return self.str(tag),
+                STR_ASCII | STR1 | STR2 | STR4 => return self.str(tag),
                 BYTES | BYTEARRAY => {
                     let Some(n) = self.varint() else {
                         return malformed();
@@ -581,7 +892,7 @@ impl Decoder<'_> {
                         pyo3_ffi::PyBytes_FromStringAndSize(p, n)
                     } else {
                         let ba = pyo3_ffi::PyByteArray_FromStringAndSize(p, n);
-                        if !ba.is_null() {
+                        if !ba.is_null() && memo {
                             self.memo.push(ba);
                         }
                         ba
@@ -595,24 +906,24 @@ impl Decoder<'_> {
                     ),
                     _ => return malformed(),
                 },
-                TUPLE => return self.tuple(),
-                LIST => return self.list(),
-                DICT | DICT_STR_KEYS => return self.dict(tag == DICT_STR_KEYS),
-                SET | FROZENSET => return self.set(tag == FROZENSET),
+                TUPLE => return self.tuple(memo),
+                LIST => return self.list(memo),
+                DICT | DICT_STR_KEYS => return self.dict(tag == DICT_STR_KEYS, memo),
+                SET | FROZENSET => return self.set(tag == FROZENSET, memo),
                 RANGE => {
                     let [a, b, c] = self.three()?;
                     let range = (&raw mut pyo3_ffi::PyRange_Type).cast::<PyObject>();
                     return pyutil::call(range, &[a.as_ptr(), b.as_ptr(), c.as_ptr()]);
                 }
                 SLICE => {
-                    let slot = self.reserve();
+                    let slot = self.reserve(memo);
                     let [a, b, c] = self.three()?;
                     let s = Owned::from_owned(pyo3_ffi::PySlice_New(
                         a.as_ptr(),
                         b.as_ptr(),
                         c.as_ptr(),
                     ))?;
-                    self.memo[slot] = s.as_ptr();
+                    self.fill(slot, s.as_ptr());
                     return Some(s);
                 }
                 MEMO => {
@@ -639,36 +950,38 @@ impl Decoder<'_> {
         unsafe { Some([self.object()?, self.object()?, self.object()?]) }
     }
 
-    /// A memo slot for a container whose object is made after its items.
-    fn reserve(&mut self) -> usize {
-        self.memo.push(std::ptr::null_mut());
-        self.memo.len() - 1
+    /// A memo slot for a container whose object is made after its items (`None` for one
+    /// that has no memo entry).
+    fn reserve(&mut self, memo: bool) -> Option<usize> {
+        memo.then(|| {
+            self.memo.push(std::ptr::null_mut());
+            self.memo.len() - 1
+        })
+    }
+
+    /// Fills the memo slot [`Decoder::reserve`] gave.
+    fn fill(&mut self, slot: Option<usize>, obj: *mut PyObject) {
+        if let Some(i) = slot {
+            self.memo[i] = obj;
+        }
     }
 
     /// # Safety
     /// The GIL is held.
     unsafe fn str(&mut self, tag: u8) -> Option<Owned> {
-        let kind: usize = match tag {
-            STR1 => 1,
-            STR2 => 2,
-            _ => 4,
-        };
-        // SAFETY: the GIL is held; the data is `len` code units of `kind` bytes (checked
-        // against what is left), which PyUnicode_FromKindAndData copies (and checks for the
-        // narrowest kind).
+        // SAFETY: the GIL is held (contract).
         unsafe {
-            let Some(len) = self.varint() else {
+            let Some(b) = self.str_data(tag) else {
                 return malformed();
             };
-            let Some(b) = len.checked_mul(kind).and_then(|n| self.take(n)) else {
-                return malformed();
-            };
-            Owned::from_owned(pyo3_ffi::PyUnicode_FromKindAndData(
-                kind as _,
-                b.as_ptr().cast::<c_void>(),
-                len as Py_ssize_t,
-            ))
+            new_str(tag, b)
         }
+    }
+
+    /// The code units of a `str` whose tag was `tag` (`None`: malformed).
+    fn str_data(&mut self, tag: u8) -> Option<&'a [u8]> {
+        let len = self.varint()?;
+        len.checked_mul(str_kind(tag)).and_then(|n| self.take(n))
     }
 
     /// # Safety
@@ -692,27 +1005,27 @@ impl Decoder<'_> {
 
     /// # Safety
     /// The GIL is held.
-    unsafe fn tuple(&mut self) -> Option<Owned> {
+    unsafe fn tuple(&mut self, memo: bool) -> Option<Owned> {
         // SAFETY: the GIL is held; PyTuple_SET_ITEM steals each new item reference into a
         // slot of the new tuple (a tuple with empty slots is safe to free or traverse).
         unsafe {
             let Some(n) = self.count() else {
                 return malformed();
             };
-            let slot = self.reserve();
+            let slot = self.reserve(memo);
             let t = Owned::from_owned(pyo3_ffi::PyTuple_New(n))?;
             for i in 0..n {
                 let item = self.object()?;
                 pyo3_ffi::PyTuple_SET_ITEM(t.as_ptr(), i, item.into_ptr());
             }
-            self.memo[slot] = t.as_ptr();
+            self.fill(slot, t.as_ptr());
             Some(t)
         }
     }
 
     /// # Safety
     /// The GIL is held.
-    unsafe fn list(&mut self) -> Option<Owned> {
+    unsafe fn list(&mut self, memo: bool) -> Option<Owned> {
         // SAFETY: the GIL is held; PyList_SET_ITEM steals each new item reference into a slot
         // of the new list (one with empty slots is safe to free or traverse). The list is in
         // the memo before its items, so a cycle back to it finds it.
@@ -721,7 +1034,9 @@ impl Decoder<'_> {
                 return malformed();
             };
             let l = Owned::from_owned(pyo3_ffi::PyList_New(n))?;
-            self.memo.push(l.as_ptr());
+            if memo {
+                self.memo.push(l.as_ptr());
+            }
             for i in 0..n {
                 let item = self.object()?;
                 pyo3_ffi::PyList_SET_ITEM(l.as_ptr(), i, item.into_ptr());
@@ -732,17 +1047,19 @@ impl Decoder<'_> {
 
     /// # Safety
     /// The GIL is held.
-    unsafe fn dict(&mut self, str_keys: bool) -> Option<Owned> {
+    unsafe fn dict(&mut self, str_keys: bool, memo: bool) -> Option<Owned> {
         // SAFETY: the GIL is held (contract).
         unsafe {
             let Some(n) = self.count() else {
                 return malformed();
             };
             if str_keys {
-                return self.str_key_dict(n);
+                return self.str_key_dict(n, memo);
             }
             let d = Owned::from_owned(ffi_ext::dict_new_presized(n))?;
-            self.memo.push(d.as_ptr());
+            if memo {
+                self.memo.push(d.as_ptr());
+            }
             for _ in 0..n {
                 let key = self.object()?;
                 let value = self.object()?;
@@ -759,53 +1076,98 @@ impl Decoder<'_> {
     ///
     /// # Safety
     /// The GIL is held.
-    unsafe fn str_key_dict(&mut self, n: Py_ssize_t) -> Option<Owned> {
+    unsafe fn str_key_dict(&mut self, n: Py_ssize_t, memo: bool) -> Option<Owned> {
+        /// New references, dropped at the end.
+        struct Refs(Vec<*mut PyObject>);
+        impl Drop for Refs {
+            fn drop(&mut self) {
+                for &p in &self.0 {
+                    // SAFETY: each is a new reference made under the GIL, still held (these
+                    // are dropped before `str_key_dict` returns).
+                    unsafe { pyo3_ffi::Py_DECREF(p) };
+                }
+            }
+        }
+        // SAFETY: the GIL is held. `items` keeps every key and value alive until the dict holds
+        // its own references.
+        unsafe {
+            let slot = self.reserve(memo);
+            let cache = key_cache();
+            let mut items = Refs(Vec::with_capacity(2 * n as usize));
+            for _ in 0..n {
+                items.0.push(self.key(cache)?.into_ptr());
+                items.0.push(self.object()?.into_ptr());
+            }
+            let d = Owned::from_owned(ffi_ext::dict_from_items(&items.0))?;
+            self.fill(slot, d.as_ptr());
+            Some(d)
+        }
+    }
+
+    /// A key of a dict with `str` keys, and its hash: from this interpreter's key cache
+    /// `cache` when an equal key crossed before (see [`key_cache`]), else a new `str`,
+    /// remembered.
+    ///
+    /// # Safety
+    /// The GIL is held; `cache` is [`key_cache`]'s. On `None` a Python error is set.
+    #[inline]
+    unsafe fn key(&mut self, cache: Option<*mut PyObject>) -> Option<Owned> {
         // SAFETY: the GIL is held. The hash written into a new str's cache is that str's hash
         // (str hashes are the same in every interpreter of a process: one hash secret), so the
-        // cache is as CPython would fill it; `items` keeps every key and value alive until the
-        // dict holds its own references.
+        // cache is as CPython would fill it. The key cache holds exact `str`s only (or `None`),
+        // read and replaced under this interpreter's GIL.
         unsafe {
-            let slot = self.reserve();
-            let mut items: Vec<Owned> = Vec::with_capacity(2 * n as usize);
-            for _ in 0..n {
-                let Some(tag @ (STR1 | STR2 | STR4)) = self.byte() else {
-                    return malformed();
-                };
-                let key = self.str(tag)?;
-                let Some(h) = self.eight() else {
-                    return malformed();
-                };
-                let ascii = key.as_ptr().cast::<pyo3_ffi::PyASCIIObject>();
-                if (*ascii).hash == -1 {
-                    (*ascii).hash = Py_hash_t::from_le_bytes(h);
+            let Some(tag @ (STR_ASCII | STR1 | STR2 | STR4)) = self.byte() else {
+                return malformed();
+            };
+            let Some(b) = self.str_data(tag) else {
+                return malformed();
+            };
+            let Some(h) = self.eight().map(Py_hash_t::from_le_bytes) else {
+                return malformed();
+            };
+            let cache = cache.filter(|_| b.len() <= KEY_CACHE_MAX_BYTES);
+            let slot = (h as usize) & (KEY_CACHE_SLOTS - 1);
+            if let Some(cache) = cache {
+                let hit = pyo3_ffi::PyList_GET_ITEM(cache, slot as Py_ssize_t);
+                if same_str(hit, h, tag, b) {
+                    return Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(hit)));
                 }
-                items.push(key);
-                items.push(self.object()?);
             }
-            let ptrs: Vec<*mut PyObject> = items.iter().map(Owned::as_ptr).collect();
-            let d = Owned::from_owned(ffi_ext::dict_from_items(&ptrs))?;
-            self.memo[slot] = d.as_ptr();
-            Some(d)
+            let key = new_str(tag, b)?;
+            let ascii = key.as_ptr().cast::<pyo3_ffi::PyASCIIObject>();
+            if (*ascii).hash == -1 {
+                (*ascii).hash = h;
+            }
+            if let Some(cache) = cache {
+                // Steals the new reference; drops the key it replaces.
+                pyo3_ffi::PyList_SetItem(
+                    cache,
+                    slot as Py_ssize_t,
+                    pyo3_ffi::Py_NewRef(key.as_ptr()),
+                );
+            }
+            Some(key)
         }
     }
 
     /// # Safety
     /// The GIL is held.
-    unsafe fn set(&mut self, frozen: bool) -> Option<Owned> {
+    unsafe fn set(&mut self, frozen: bool, memo: bool) -> Option<Owned> {
         // SAFETY: the GIL is held; a new frozenset may be filled with PySet_Add before anyone
         // else sees it (the C API allows that).
         unsafe {
             let Some(n) = self.count() else {
                 return malformed();
             };
-            let slot = self.reserve();
+            let slot = self.reserve(memo);
             let s = Owned::from_owned(if frozen {
                 pyo3_ffi::PyFrozenSet_New(std::ptr::null_mut())
             } else {
                 pyo3_ffi::PySet_New(std::ptr::null_mut())
             })?;
             if !frozen {
-                self.memo[slot] = s.as_ptr();
+                self.fill(slot, s.as_ptr());
             }
             for _ in 0..n {
                 let item = self.object()?;
@@ -813,7 +1175,7 @@ impl Decoder<'_> {
                     return None;
                 }
             }
-            self.memo[slot] = s.as_ptr();
+            self.fill(slot, s.as_ptr());
             Some(s)
         }
     }
