@@ -70,7 +70,7 @@ class Progress:
 def run_timed(
     cases: Sequence[str],
     out: Path,
-    quick: bool,
+    args: argparse.Namespace,
     workers: int,
     pyperf_args: Sequence[str],
     progress: Progress,
@@ -92,7 +92,10 @@ def run_timed(
         "--cases",
         ",".join(cases),
     ]
-    if quick:
+    for option, value in (("--tiny-tasks", args.tiny_tasks), ("--map-items", args.map_items)):
+        if value:
+            cmd += [option, str(value)]
+    if args.quick:
         cmd += ["--quick", *QUICK_PYPERF]
     cmd += pyperf_args
     progress(f"== timed cases through pyperf: {' '.join(cmd[1:])}")
@@ -121,6 +124,10 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
         "--cases", nargs="+", metavar="CASE", help=f"cases to run (default all): {' '.join(CASES)}"
     )
     parser.add_argument("--workers", type=int, help="executor workers (default: cores)")
+    parser.add_argument(
+        "--tiny-tasks", type=int, metavar="N", help="tasks per loop of executor_tiny"
+    )
+    parser.add_argument("--map-items", type=int, metavar="N", help="calls per loop of executor_map")
     parser.add_argument("--out", metavar="DIR", help="default: bench/results/<python>-<time>/")
     parser.add_argument("--no-plot", action="store_true", help="do not draw OUT/plot.png")
     parser.add_argument(
@@ -151,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress(f"Python {info['python']} on {info['cores']} cores ({info['cpu']}); {kind} run")
 
     rows, failed = run_timed(
-        [c for c in cases if c in timed.CASES], out, args.quick, workers, pyperf_args, progress
+        [c for c in cases if c in timed.CASES], out, args, workers, pyperf_args, progress
     )
     h_rows, extra, h_failed = harness.run(
         [c for c in cases if c in harness.CASES], args.quick, workers, progress
@@ -160,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed |= h_failed
     targets = evaluate_targets(rows, workers, (sys.version_info.major, sys.version_info.minor))
     info["loadavg_end"] = machine_info(workers)["loadavg"]
-    settings = dataclasses.asdict(timed.Settings.make(args.quick, workers))
+    settings = dataclasses.asdict(
+        timed.Settings.make(args.quick, workers, args.tiny_tasks, args.map_items)
+    )
     report: dict[str, Any] = {
         "machine": info,
         "settings": {

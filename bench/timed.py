@@ -73,15 +73,20 @@ class Settings:
     workers: int
     queue_items: int
     tiny_tasks: int
+    map_items: int
     parallel_count: int
 
     @classmethod
-    def make(cls, quick: bool, workers: int) -> Settings:
+    def make(
+        cls, quick: bool, workers: int, tiny_tasks: int | None = None, map_items: int | None = None
+    ) -> Settings:
+        tiny = tiny_tasks or (1_000 if quick else 5_000)
         return cls(
             quick=quick,
             workers=workers,
             queue_items=20_000 if quick else 100_000,
-            tiny_tasks=1_000 if quick else 5_000,
+            tiny_tasks=tiny,
+            map_items=map_items or tiny,
             parallel_count=max(4, workers if quick else 2 * workers),
         )
 
@@ -603,7 +608,7 @@ def case_executor_tiny(ctx: Ctx) -> list[Timed]:
 def case_executor_map(ctx: Ctx) -> list[Timed]:
     """Tasks/s of many tiny tasks through ``map()``, one by one and ``chunksize=64`` (our
     executor sends a chunk as one task; the stdlib's interpreter executor ignores it)."""
-    tasks, workers = ctx.s.tiny_tasks, ctx.s.workers
+    tasks, workers = ctx.s.map_items, ctx.s.workers
     out = []
     for chunksize in (1, 64):
 
@@ -696,6 +701,10 @@ def _add_cmdline_args(cmd: list[str], args: argparse.Namespace) -> None:
         cmd += ["--cases", ",".join(args.cases)]
     if args.quick:
         cmd.append("--quick")
+    if args.tiny_tasks:
+        cmd += ["--tiny-tasks", str(args.tiny_tasks)]
+    if args.map_items:
+        cmd += ["--map-items", str(args.map_items)]
 
 
 def main() -> None:
@@ -706,10 +715,12 @@ def main() -> None:
         "--workers", type=int, default=os.cpu_count() or 1, help="executor workers (default: cores)"
     )
     parser.add_argument("--quick", action="store_true", help="smaller batches per loop")
+    parser.add_argument("--tiny-tasks", type=int, help="tasks per loop of executor_tiny")
+    parser.add_argument("--map-items", type=int, help="calls per loop of executor_map")
     parser.add_argument("--status", metavar="PATH", help="write skipped and failed contenders")
     args = runner.parse_args()
     cases = parse_cases(args.cases, CASES)
-    settings = Settings.make(args.quick, args.workers)
+    settings = Settings.make(args.quick, args.workers, args.tiny_tasks, args.map_items)
     runner.metadata["si_settings"] = json.dumps(dataclasses.asdict(settings))
     status: list[dict[str, str]] = []
     with contextlib.ExitStack() as stack:
