@@ -559,9 +559,9 @@ def test_list_all_destroyed_by_gc() -> None:
         ids = [i.id for i in interpreters.list_all()]
     finally:
         gc.set_threshold(*old)
-    gc.collect()
-    assert interpid not in [i.id for i in interpreters.list_all()]
+    assert interpid not in ids  # gone while listed: skipped, as the stdlib's
     assert 0 in ids
+    assert not interp_exists(interpid)
 
 
 def test_list_all_created_with_capi() -> None:
@@ -2201,25 +2201,3 @@ def test_exec_overhead_is_small() -> None:
         samples.append(time.perf_counter() - start)
     samples.sort()
     assert samples[len(samples) // 2] < 0.005, samples
-
-
-def test_list_all_skips_one_the_collector_destroys_meanwhile() -> None:
-    # CPython's test_destroyed_by_gc (gh-155997): the last object of an interpreter is in a
-    # cycle, and the collector runs while list_all() makes its objects.
-    interp = interpreters.create()
-    interpid = interp.id
-    cycle: list[object] = [interp]
-    cycle.append(cycle)
-    gc.disable()
-    try:
-        del interp, cycle
-    finally:
-        gc.enable()
-    old = gc.get_threshold()
-    gc.set_threshold(1)
-    try:
-        ids = [i.id for i in interpreters.list_all()]
-    finally:
-        gc.set_threshold(*old)
-    assert interpid not in ids
-    assert not interp_exists(interpid)

@@ -146,17 +146,7 @@ def test_create_with_a_bad_setup_raises_and_leaves_no_interpreter(
 ) -> None:
     before = _ids()
     with pytest.raises(error, match=re.escape(message)):
-        _untyped.create(
-            use_main_obmalloc=False,
-            allow_fork=False,
-            allow_exec=False,
-            allow_threads=True,
-            allow_daemon_threads=False,
-            check_multi_interp_extensions=True,
-            gil="own",
-            whence=_native_api.WHENCE_CAPI,
-            setup=setup,
-        )
+        _native_api.create(InterpreterConfig(), _native_api.WHENCE_CAPI, setup)  # type: ignore[arg-type]
     assert _ids() == before
 
 
