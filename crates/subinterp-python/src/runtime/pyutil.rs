@@ -203,3 +203,49 @@ pub unsafe fn main_dict() -> Option<*mut PyObject> {
         (!dict.is_null()).then_some(dict)
     }
 }
+
+/// The last interpreter (by id: ids are never reused) a thread used a per-interpreter object
+/// of [`state_object`] in, and that object.
+pub type LastState = std::thread::LocalKey<std::cell::Cell<(i64, *mut PyObject)>>;
+
+/// An object of the current interpreter kept in its state dict under `key` (so it is freed with
+/// the interpreter), made by `make` the first time; `last` remembers it for this thread, so
+/// the next look-up in the same interpreter costs no dict look-up. Borrowed (the state dict
+/// holds it). `None`, no error set, when there is no state dict or `make` failed.
+///
+/// # Safety
+/// The current interpreter's GIL is held.
+pub unsafe fn state_object(
+    key: &CStr,
+    last: &'static LastState,
+    make: impl FnOnce() -> Option<Owned>,
+) -> Option<*mut PyObject> {
+    // SAFETY: the GIL is held; the object is kept alive by the state dict of its interpreter,
+    // which is the current one when the ids match (and alive: we run in it).
+    unsafe {
+        let interp = pyo3_ffi::PyInterpreterState_Get();
+        let id = pyo3_ffi::PyInterpreterState_GetID(interp);
+        let (last_id, last_obj) = last.get();
+        if last_id == id && id >= 0 {
+            return Some(last_obj);
+        }
+        let state = pyo3_ffi::PyInterpreterState_GetDict(interp);
+        if state.is_null() {
+            return None;
+        }
+        let mut found = pyo3_ffi::PyDict_GetItemString(state, key.as_ptr());
+        if found.is_null() {
+            let Some(fresh) = make() else {
+                pyo3_ffi::PyErr_Clear();
+                return None;
+            };
+            if pyo3_ffi::PyDict_SetItemString(state, key.as_ptr(), fresh.as_ptr()) < 0 {
+                pyo3_ffi::PyErr_Clear();
+                return None;
+            }
+            found = fresh.as_ptr(); // kept alive by the state dict
+        }
+        last.set((id, found));
+        Some(found)
+    }
+}

@@ -335,51 +335,15 @@ const NAME_CACHE_MAX: isize = 512;
 /// # Safety
 /// The current interpreter's GIL is held.
 unsafe fn name_cache() -> Option<*mut PyObject> {
-    const KEY: &std::ffi::CStr = c"subinterp_rs.importable_names";
     thread_local! {
-        /// The cache of the interpreter (by id: ids are never reused) this thread used last.
         static LAST: std::cell::Cell<(i64, *mut PyObject)> =
             const { std::cell::Cell::new((-1, std::ptr::null_mut())) };
     }
-    // SAFETY: the GIL is held; the dict is kept alive by the state dict of its interpreter,
-    // which is the current one when the ids match (and alive: we run in it).
+    // SAFETY: the GIL is held (contract).
     unsafe {
-        let interp = pyo3_ffi::PyInterpreterState_Get();
-        let id = pyo3_ffi::PyInterpreterState_GetID(interp);
-        let (last_id, last) = LAST.get();
-        if last_id == id && id >= 0 {
-            return Some(last);
-        }
-        let found = name_cache_of(interp, KEY)?;
-        LAST.set((id, found));
-        Some(found)
-    }
-}
-
-/// [`name_cache`] of `interp`, looked up (or made) in its state dict under `key`.
-///
-/// # Safety
-/// The GIL of `interp`, the current interpreter, is held.
-unsafe fn name_cache_of(
-    interp: *mut pyo3_ffi::PyInterpreterState,
-    key: &std::ffi::CStr,
-) -> Option<*mut PyObject> {
-    // SAFETY: the GIL is held; the dict is kept alive by the state dict.
-    unsafe {
-        let state = pyo3_ffi::PyInterpreterState_GetDict(interp);
-        if state.is_null() {
-            return None;
-        }
-        let hit = pyo3_ffi::PyDict_GetItemString(state, key.as_ptr());
-        if !hit.is_null() {
-            return Some(hit);
-        }
-        let fresh = Owned::from_owned(pyo3_ffi::PyDict_New())?;
-        if pyo3_ffi::PyDict_SetItemString(state, key.as_ptr(), fresh.as_ptr()) < 0 {
-            pyo3_ffi::PyErr_Clear();
-            return None;
-        }
-        Some(fresh.as_ptr())
+        pyutil::state_object(c"subinterp_rs.importable_names", &LAST, || {
+            Owned::from_owned(pyo3_ffi::PyDict_New())
+        })
     }
 }
 

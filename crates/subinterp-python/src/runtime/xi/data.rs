@@ -635,47 +635,23 @@ const KEY_CACHE_SLOTS: usize = 4096;
 /// # Safety
 /// The current interpreter's GIL is held.
 unsafe fn key_cache() -> Option<*mut PyObject> {
-    const KEY: &std::ffi::CStr = c"subinterp_rs.key_cache";
     thread_local! {
-        /// The cache of the interpreter (by id: ids are never reused) this thread used last.
         static LAST: std::cell::Cell<(i64, *mut PyObject)> =
             const { std::cell::Cell::new((-1, std::ptr::null_mut())) };
     }
-    // SAFETY: the GIL is held; the list is kept alive by the state dict of its interpreter,
-    // which is the current one when the ids match (and alive: we run in it).
+    // SAFETY: the GIL is held (contract); the new list is filled before anyone sees it.
     unsafe {
-        let interp = pyo3_ffi::PyInterpreterState_Get();
-        let id = pyo3_ffi::PyInterpreterState_GetID(interp);
-        let (last_id, last) = LAST.get();
-        if last_id == id && id >= 0 {
-            return Some(last);
-        }
-        let state = pyo3_ffi::PyInterpreterState_GetDict(interp);
-        if state.is_null() {
-            return None;
-        }
-        let mut found = pyo3_ffi::PyDict_GetItemString(state, KEY.as_ptr());
-        if found.is_null() || pyo3_ffi::PyList_CheckExact(found) == 0 {
-            let fresh = Owned::from_owned(pyo3_ffi::PyList_New(KEY_CACHE_SLOTS as Py_ssize_t));
-            let Some(fresh) = fresh else {
-                pyo3_ffi::PyErr_Clear();
-                return None;
-            };
+        pyutil::state_object(c"subinterp_rs.key_cache", &LAST, || {
+            let list = Owned::from_owned(pyo3_ffi::PyList_New(KEY_CACHE_SLOTS as Py_ssize_t))?;
             for i in 0..KEY_CACHE_SLOTS {
                 pyo3_ffi::PyList_SET_ITEM(
-                    fresh.as_ptr(),
+                    list.as_ptr(),
                     i as Py_ssize_t,
                     pyo3_ffi::Py_NewRef(pyo3_ffi::Py_None()),
                 );
             }
-            if pyo3_ffi::PyDict_SetItemString(state, KEY.as_ptr(), fresh.as_ptr()) < 0 {
-                pyo3_ffi::PyErr_Clear();
-                return None;
-            }
-            found = fresh.as_ptr(); // kept alive by the state dict
-        }
-        LAST.set((id, found));
-        Some(found)
+            Some(list)
+        })
     }
 }
 
