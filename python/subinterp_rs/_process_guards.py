@@ -110,27 +110,16 @@ def _watch_program_exit() -> None:
     mon.set_events(tool, mon.events.PY_UNWIND)
 
 
-_DEBUG_BUILD = hasattr(sys, "gettotalrefcount")
-
-
 def _must_force(alive: list[int]) -> bool:
-    """Whether CPython would abort or hang finalizing the interpreters ``alive`` (ours, still
-    there at exit after the hook: blocked in C code in a daemon thread of main, or idle with a
-    thread of its own blocked so), measured per version (docs/limits.md): 3.12 aborts
+    """Whether CPython would abort, hang or crash finalizing the interpreters ``alive`` (ours,
+    still there at exit after the hook: blocked in C code in a daemon thread of main, or idle
+    with a thread of its own blocked so), measured per version (docs/limits.md): 3.12 aborts
     ("remaining subinterpreters"); 3.13 aborts ("Py_EndInterpreter: not the last thread") or
-    hangs; 3.14 and 3.15 finalize one that runs and exit normally, but wait forever for the
-    blocked thread of an idle one (its finalization joins it), and the debug build asserts
-    that none runs."""
-    if sys.version_info < (3, 14) or _DEBUG_BUILD:
-        return True
-    return not all(_is_running(id) for id in alive)
-
-
-def _is_running(id: int) -> bool:
-    try:
-        return _native_api.is_running(id)
-    except Exception:
-        return False
+    hangs; 3.14 and 3.15 end one that runs while its thread is still there (a thread that
+    runs Python code, or comes back from C code, then touches the freed interpreter: a
+    segfault, seen under load), and wait forever for the blocked thread of an idle one; the
+    debug build asserts that none runs. So: always, for any left."""
+    return bool(alive)
 
 
 def _flush_all() -> None:
@@ -175,10 +164,10 @@ def _shutdown() -> None:
     """Close every interpreter we created before the runtime finalizes.
 
     Idle ones are closed; running ones get ``SystemExit`` raised inside and a moment to stop.
-    One that still runs (blocked in C code) is left to CPython's finalization where that is
-    safe (3.14+); where CPython would abort or hang on it (:func:`_must_force`), the process
-    ends with ``os._exit`` instead, after flushing every buffered file and the logging
-    handlers, with the status a normal exit would have had.
+    If one still runs (blocked in C code), CPython's finalization would abort, hang or crash
+    on it (:func:`_must_force`): the process ends with ``os._exit`` instead, after flushing
+    every buffered file and the logging handlers, with the status a normal exit would have
+    had.
     """
     _drain_idle(final=True)
     owned_left = _owned_left()
