@@ -190,9 +190,10 @@ class Interpreter:
                 # Like the stdlib: an object for an interpreter that this module created
                 # keeps it alive. (One the stdlib's own _interpreters made is not ours.)
                 _ownsref = _whence == _native_api.WHENCE_STDLIB and _native_api.is_owned(id)
-                if not _ownsref:
-                    # InterpreterNotFoundError if it is gone: listed, then destroyed by the
-                    # collector while an earlier object was made (gh-155997).
+                if not _ownsref and _whence == _native_api.WHENCE_STDLIB:
+                    # Not owned any more: gone (InterpreterNotFoundError here), listed, then
+                    # destroyed by the collector while an earlier object was made
+                    # (gh-155997). Main's and C-API ones are never collected so.
                     _native_api.whence(id)
                 while _ownsref and _creating:
                     _creations.wait()
