@@ -71,7 +71,7 @@ _last: list[str] = []
 
 def keys_as_last_time(d: dict[str, int]) -> list[bool]:
     """For each key of ``d``, whether it is the very object that was that key (by position)
-    in the dict of the previous call (the key cache of dict keys found it again)."""
+    in the dict of the previous call (an interned key found again)."""
     global _last
     prev, _last = _last, list(d)
     return [a is b for a, b in zip(prev, d, strict=False)]
@@ -87,3 +87,21 @@ def identity_of(x: Any) -> Any:
     import copy
 
     return copy.deepcopy(x)
+
+
+_last_items: list[Any] = []
+
+
+def items_as_last_time(xs: list[Any]) -> list[bool]:
+    """For each item of ``xs``, whether it is the very object that was that item (by position)
+    in the list of the previous call (an interned scalar found again)."""
+    global _last_items
+    prev, _last_items = _last_items, list(xs)
+    return [a is b for a, b in zip(prev, xs, strict=False)]
+
+
+def float_bits(xs: list[float]) -> list[int]:
+    """The IEEE 754 bits of each float of ``xs`` (NaN payloads and the sign of zero too)."""
+    import struct
+
+    return [struct.unpack("<Q", struct.pack("<d", x))[0] for x in xs]

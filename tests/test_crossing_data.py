@@ -247,7 +247,7 @@ def test_result_that_cannot_be_rebuilt_is_a_clear_error(si: Subinterpreter) -> N
     assert si.call(sc.identity, {"still": "usable"}) == {"still": "usable"}
 
 
-# -- strings and the key cache (ASCII strings copied at once, dict keys found again) ---------
+# -- strings and dict keys (ASCII copied at once; keys interned: tests/test_crossing_interned.py)
 
 _texts = st.one_of(
     st.text(st.characters(max_codepoint=127), max_size=80),  # ASCII
@@ -264,7 +264,7 @@ def test_strings_and_str_keys_round_trip(
     for value in (texts, d, [d, d, texts], {k: texts for k in d}):
         back = si.call(sc.identity, value)
         assert shape(back) == shape(value)
-        # Twice: the second time, the keys come from the key cache.
+        # Twice: the second time, the keys are the interned ones.
         assert shape(si.call(sc.identity, value)) == shape(value)
 
 
@@ -277,8 +277,8 @@ def test_str_subclasses_go_by_pickle(si: Subinterpreter) -> None:
     assert type(back["k2"]) is sc.Text
 
 
-def test_key_cache_never_confuses_keys(si: Subinterpreter) -> None:
-    # Far more keys than the cache has slots: many share a slot, each must come back as itself,
+def test_interned_keys_are_never_confused(si: Subinterpreter) -> None:
+    # Far more keys than there are slots: many share a slot, each must come back as itself,
     # with its own hash (and lookups by it work inside).
     keys = [f"k{i}" for i in range(20_000)] + ["é", "€", "𝄞", "\ud800", "a" * 65, ""]
     d = dict.fromkeys(keys, 1) | {k: i for i, k in enumerate(keys[::7])}

@@ -1,25 +1,30 @@
 //! Emits `Py_3_12`, `Py_3_13`, ... cfgs for the Python we build against, as pyo3-ffi does,
 //! and compiles `csrc/tstate_fields.c` (thread-state fields CPython's public headers declare
-//! but no function returns) against that Python's headers.
+//! but no function returns) and `csrc/compact_int.c` (the value of a one-digit `int`, as
+//! CPython's inline functions read it) against that Python's headers.
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
     pyo3_build_config::use_pyo3_cfgs();
     println!("cargo:rerun-if-changed=csrc/tstate_fields.c");
+    println!("cargo:rerun-if-changed=csrc/compact_int.c");
     println!("cargo:rerun-if-env-changed=SUBINTERP_PYTHON_INCLUDE");
     // The include directory's pyconfig.h carries the build's flags (Py_DEBUG,
     // Py_GIL_DISABLED), so the layout compiled is that build's.
     let headers = python_headers();
     let mut build = cc::Build::new();
-    build.file("csrc/tstate_fields.c").include(&headers.include);
+    build
+        .file("csrc/tstate_fields.c")
+        .file("csrc/compact_int.c")
+        .include(&headers.include);
     if let Some(root) = headers.multiarch_root {
         // Debian's pyconfig.h includes <x86_64-linux-gnu/pythonX.Y/pyconfig.h>, which a
         // compiler with its own sysroot (zig, for manylinux wheels) does not look for under
         // /usr/include: searched last, so the system's C headers never shadow its own.
         build.flag("-idirafter").flag(root.as_os_str());
     }
-    build.compile("subinterp_tstate_fields");
+    build.compile("subinterp_csrc");
 }
 
 /// Where the headers of the Python we build for are.

@@ -8,6 +8,7 @@
 //! pickle (`subinterp_rs._pickling`).
 
 pub mod data;
+pub mod intern;
 
 use std::ffi::CString;
 use std::sync::Arc;

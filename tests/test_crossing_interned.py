@@ -1,0 +1,158 @@
+"""Interned scalars (issue #18): a ``str`` of 2 to 64 bytes of text, an ``int`` of one digit
+outside CPython's small ints, and a ``float`` that cross into an interpreter again (inside a
+container) are the very objects that crossed last time, not new ones, as CPython's own small
+ints and interned names are; never another value, whatever shares a slot, and the memory they
+hold is bounded. Functions called inside live in tests/support_crossing.py.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import support_crossing as sc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from subinterp_rs import Subinterpreter
+
+# What the runtime keeps per interpreter (runtime/xi/intern.rs): string, int and float slots.
+STR_SLOTS, INT_SLOTS, FLOAT_SLOTS = 4096, 4096, 1024
+
+
+@pytest.fixture(scope="module")
+def si() -> Iterator[Subinterpreter]:
+    with Subinterpreter.create() as s:
+        yield s
+
+
+def _from_bits(bits: int) -> float:
+    value: float = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "reused"),
+    [
+        ("alpha", True),
+        ("b" * 64, True),  # the longest interned
+        ("c" * 65, False),
+        ("é" * 9, True),  # Latin-1 text
+        ("€€", True),  # 2-byte code units
+        ("𝄞x", True),  # 4-byte code units
+        ("\ud800z", True),  # a lone surrogate
+        (1000, True),
+        (-1000, True),
+        (2**30 - 1, True),  # the largest one-digit int
+        (-(2**30) + 1, True),
+        (2**30, False),
+        (2**70, False),
+        (1.5, True),
+        (-0.0, True),
+        (math.inf, True),
+        (math.nan, True),
+    ],
+    ids=repr,
+)
+def test_values_that_crossed_before_are_reused(
+    si: Subinterpreter, value: object, reused: bool
+) -> None:
+    # One value at a time (two could share a slot), inside a list (top-level scalars cross
+    # on their own), twice.
+    si.call(sc.items_as_last_time, [value])
+    assert si.call(sc.items_as_last_time, [value]) == [reused]
+
+
+def test_small_ints_and_short_strings_are_cpythons_own(si: Subinterpreter) -> None:
+    # CPython's singletons (small ints, the empty and one-character strings) are never made, so
+    # they are the same objects anyway; a bool stays a bool, never the interned int 1.
+    for value in (0, 256, -5, "", "a", "é", True, False, None):
+        si.call(sc.items_as_last_time, [value])
+        assert si.call(sc.items_as_last_time, [value]) == [True]
+    assert si.call(sc.identity, [True, 1, 1.0, False, 0, 0.0]) == [True, 1, 1.0, False, 0, 0.0]
+    assert [type(x) for x in si.call(sc.identity, [True, 1, 1.0])] == [bool, int, float]
+
+
+def test_ints_sharing_a_slot_are_each_themselves(si: Subinterpreter) -> None:
+    # n, n + INT_SLOTS, -n ... pick the same slot: each comes back as its own value, in turns.
+    values = [n + k * INT_SLOTS for n in (300, 4000) for k in range(-3, 4)]
+    values += [-v for v in values] + [2**30 - 1, -(2**30 - 1), 2**30, -(2**30), 2**62, -(2**63)]
+    for _ in range(3):
+        assert si.call(sc.identity, values) == values
+        assert si.call(sc.identity, values[::-1]) == values[::-1]
+
+
+def test_floats_keep_their_bits(si: Subinterpreter) -> None:
+    specials = [
+        0.0,
+        -0.0,
+        math.inf,
+        -math.inf,
+        math.nan,
+        -math.nan,
+        _from_bits(0x7FF8_0000_0000_0123),  # a quiet NaN with a payload
+        _from_bits(0xFFF0_0000_0000_0001),  # a signalling-pattern NaN, negative
+        5e-324,  # the smallest subnormal
+        sys.float_info.max,
+    ]
+    many = [i / 7 for i in range(3 * FLOAT_SLOTS)]  # more than the slots: they collide
+    for _ in range(2):
+        for xs in (specials, many, specials + many):
+            assert si.call(sc.float_bits, xs) == sc.float_bits(xs)
+
+
+def test_strings_sharing_slots_are_each_themselves(si: Subinterpreter) -> None:
+    # Far more short strings than slots, of every width, as values and as keys.
+    texts = [f"v{i}" for i in range(3 * STR_SLOTS)]
+    texts += ["é" + str(i) for i in range(300)] + ["€" + str(i) for i in range(300)]
+    texts += ["𝄞" + str(i) for i in range(300)] + ["x" * n for n in range(2, 70)]
+    for _ in range(2):
+        assert si.call(sc.identity, texts) == texts
+        d = {t: i for i, t in enumerate(texts)}
+        assert si.call(sc.lookups, d, texts[::5]) == [d[t] for t in texts[::5]]
+
+
+_scalar = (
+    st.integers(min_value=-(2**70), max_value=2**70)
+    | st.integers(min_value=-(2**31), max_value=2**31)
+    | st.floats()
+    | st.text(st.characters(exclude_categories=()), max_size=70)
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_scalar, max_size=30))
+def test_interned_values_never_change_what_crosses(si: Subinterpreter, xs: list[Any]) -> None:
+    for _ in range(2):
+        back = si.call(sc.identity, xs)
+        assert [type(x) for x in back] == [type(x) for x in xs]
+        for a, b in zip(back, xs, strict=True):
+            if isinstance(b, float):
+                assert sc.float_bits([a]) == sc.float_bits([b])
+            else:
+                assert a == b
+
+
+def test_the_memory_held_is_bounded() -> None:
+    # Each batch is new text, ints and floats; what stays held after all of them is at most
+    # the slots' worth of objects, not what crossed. (`sys.getallocatedblocks()` counts every
+    # interpreter's blocks: the calls return only a length, so the main interpreter makes
+    # nothing.)
+    with Subinterpreter.create() as s:
+
+        def batch(b: int) -> list[Any]:
+            return [
+                item
+                for i in range(1000)
+                for item in (f"t{b}.{i}", 1_000_000 + 1000 * b + i, b + i / 1000)
+            ]
+
+        assert s.call(len, batch(0)) == 3000
+        before = sys.getallocatedblocks()
+        for b in range(1, 30):  # 87,000 new objects
+            assert s.call(len, batch(b)) == 3000
+        grown = sys.getallocatedblocks() - before
+        assert grown <= STR_SLOTS + INT_SLOTS + FLOAT_SLOTS, grown
