@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use pyo3_ffi::{PyObject, Py_hash_t, Py_ssize_t};
 
 use crate::runtime::pyutil;
-use crate::runtime::xi::intern::{self, compact_int, str_parts, Interned, Kind};
+use crate::runtime::xi::intern::{self, compact_int, str_parts, Interned, Kind, Tally};
 use subinterp_rs::ffi_ext;
 use subinterp_rs::owned::Owned;
 
@@ -697,6 +697,8 @@ struct Decoder<'a> {
     memo: Vec<*mut PyObject>,
     /// The interpreter's interned scalars, once looked up (`Some(None)`: there are none).
     interned: Option<Option<Interned>>,
+    /// How interning goes in this decoding, for `str`, `int` and `float`.
+    tallies: [Tally; 3],
 }
 
 /// Rebuilds what [`encode`] wrote, in the current interpreter.
@@ -710,6 +712,7 @@ pub unsafe fn decode(data: &[u8]) -> Option<Owned> {
         pos: 0,
         memo: Vec::new(),
         interned: None,
+        tallies: [Tally::default(); 3],
     };
     // SAFETY: the GIL is held (contract).
     unsafe {
@@ -953,13 +956,13 @@ impl<'a> Decoder<'a> {
             if tag == INT {
                 let n = i64::from_le_bytes(b);
                 match interned {
-                    Some(interned) => interned.int(n),
+                    Some(interned) => interned.int(n, &mut self.tallies[1]),
                     None => Owned::from_owned(pyo3_ffi::PyLong_FromLongLong(n)),
                 }
             } else {
                 let x = f64::from_le_bytes(b);
                 match interned {
-                    Some(interned) => interned.float(x),
+                    Some(interned) => interned.float(x, &mut self.tallies[2]),
                     None => Owned::from_owned(pyo3_ffi::PyFloat_FromDouble(x)),
                 }
             }
@@ -1029,7 +1032,7 @@ impl<'a> Decoder<'a> {
         unsafe {
             let kind = str_kind(tag);
             match self.interned() {
-                Some(interned) => interned.str(kind, b, hash),
+                Some(interned) => interned.str(kind, b, hash, &mut self.tallies[0]),
                 None => Some(intern::with_hash(intern::new_str(kind, b)?, hash)),
             }
         }

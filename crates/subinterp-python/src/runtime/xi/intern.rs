@@ -8,9 +8,9 @@
 //!
 //! One list per interpreter, in its state dict (freed with it), made on first use: `None` or
 //! an object in each slot, read and replaced under that interpreter's GIL. Memory is bounded
-//! by the slots: [`STR_SLOTS`] strings of at most [`STR_MAX_BYTES`] bytes of text (two-way:
-//! the last two whose text picks a pair), [`INT_SLOTS`] one-digit ints, [`FLOAT_SLOTS`]
-//! floats; at most about 0.7 MiB, and only what crossed. Not on free-threaded builds, whose
+//! by the slots: [`STR_SLOTS`] strings of at most [`STR_MAX_BYTES`] bytes of text (two per
+//! pair of slots that their text picks), [`INT_SLOTS`] one-digit ints, [`FLOAT_SLOTS`]
+//! floats; at most about 1.2 MiB, and only what crossed. Not on free-threaded builds, whose
 //! threads of one interpreter run at once and could race on a slot.
 
 use std::ffi::c_void;
@@ -20,8 +20,8 @@ use pyo3_ffi::{PyObject, Py_hash_t, Py_ssize_t};
 use crate::runtime::pyutil;
 use subinterp_rs::owned::Owned;
 
-/// String slots (pairs of two).
-pub const STR_SLOTS: usize = 4096;
+/// String slots: pairs of two, the most recently found first.
+pub const STR_SLOTS: usize = 8192;
 /// Strings with more bytes of text than this are not interned.
 pub const STR_MAX_BYTES: usize = 64;
 /// Int slots: one per value modulo the count, for ints of one digit outside CPython's own
@@ -273,6 +273,28 @@ fn text_hash(text: &[u8]) -> u64 {
     hash
 }
 
+/// Hits and misses of one kind of scalar over one decoding: whether looking them up pays.
+/// New data (every lookup a miss) would only pay for the lookups, the new objects' slots and
+/// the freeing of the ones they replace: once misses outnumber hits many times over, the
+/// rest of that decoding makes its objects directly. The objects interned until then are
+/// found by the next decoding of the same data, which then goes on interning.
+#[derive(Clone, Copy, Default)]
+pub struct Tally {
+    hits: u32,
+    misses: u32,
+}
+
+impl Tally {
+    /// Misses always looked up first.
+    const TRIAL: u32 = 32;
+
+    /// Whether to look the next one up.
+    #[inline]
+    fn worth_it(self) -> bool {
+        self.misses < Self::TRIAL || self.misses / 8 <= self.hits
+    }
+}
+
 /// The current interpreter's interned scalars (see the module doc).
 #[derive(Clone, Copy)]
 pub struct Interned {
@@ -341,19 +363,25 @@ impl Interned {
     }
 
     /// The `str` of code units `b` of kind `kind`: an interned one with that text, or a new
-    /// one (interned if short enough). `hash` is the text's `hash()` when the sender knew it
-    /// (a dict key): a new string gets it, so a dict does not hash it again. On `None` a
-    /// Python error is set.
+    /// one (interned if short enough and `tally` finds it worth it). `hash` is the text's
+    /// `hash()` when the sender knew it (a dict key): a new string gets it, so a dict does not
+    /// hash it again. On `None` a Python error is set.
     ///
     /// # Safety
     /// The GIL is held.
     #[inline]
-    pub unsafe fn str(self, kind: Kind, b: &[u8], hash: Option<Py_hash_t>) -> Option<Owned> {
+    pub unsafe fn str(
+        self,
+        kind: Kind,
+        b: &[u8],
+        hash: Option<Py_hash_t>,
+        tally: &mut Tally,
+    ) -> Option<Owned> {
         // SAFETY: the GIL is held. Interned slots hold exact `str`s or `None`. A hash written
         // into a new str's cache is that str's own (str hashes are the same in every
         // interpreter of a process: one hash secret), so the cache is as CPython would fill it.
         unsafe {
-            if b.len() > STR_MAX_BYTES || b.len() < 2 {
+            if b.len() > STR_MAX_BYTES || b.len() < 2 || !tally.worth_it() {
                 return Some(with_hash(new_str(kind, b)?, hash));
             }
             // A key's `hash()` is well mixed already; other text gets one of its own.
@@ -367,29 +395,39 @@ impl Interned {
                 if pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyUnicode_Type {
                     let (k, _, data) = str_parts(hit);
                     if k == kind && same_bytes(data, b) {
+                        tally.hits += 1;
+                        if i != pair {
+                            // Found second: it goes first, the other second (they swap places;
+                            // each slot keeps one reference).
+                            let first = self.get(pair);
+                            pyo3_ffi::PyList_SET_ITEM(self.slots, pair as Py_ssize_t, hit);
+                            pyo3_ffi::PyList_SET_ITEM(self.slots, i as Py_ssize_t, first);
+                        }
                         return Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(hit)));
                     }
                 }
             }
+            tally.misses += 1;
             let s = with_hash(new_str(kind, b)?, hash);
-            // The newest first, the one it replaces second; the second is dropped.
+            // The least recently found of the two makes room: the first moves second (the
+            // second is dropped) and the new text goes first.
             self.put(pair + 1, self.get(pair));
             self.put(pair, s.as_ptr());
             Some(s)
         }
     }
 
-    /// The `int` `n`: an interned one, or a new one (interned if it has one digit). On `None`
-    /// a Python error is set.
+    /// The `int` `n`: an interned one, or a new one (interned if it has one digit and `tally`
+    /// finds it worth it). On `None` a Python error is set.
     ///
     /// # Safety
     /// The GIL is held.
     #[inline]
-    pub unsafe fn int(self, n: i64) -> Option<Owned> {
+    pub unsafe fn int(self, n: i64, tally: &mut Tally) -> Option<Owned> {
         // SAFETY: the GIL is held; interned int slots hold exact ints or `None`.
         unsafe {
             // CPython's small ints are never allocated; bigger than a digit is not interned.
-            if (-5..=256).contains(&n) || !(-(1 << 30) < n && n < (1 << 30)) {
+            if (-5..=256).contains(&n) || !(-(1 << 30) < n && n < (1 << 30)) || !tally.worth_it() {
                 return Owned::from_owned(pyo3_ffi::PyLong_FromLongLong(n));
             }
             let i = INT_BASE + (n as usize & (INT_SLOTS - 1));
@@ -397,8 +435,10 @@ impl Interned {
             if pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyLong_Type
                 && compact_int(hit) == Some(n)
             {
+                tally.hits += 1;
                 return Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(hit)));
             }
+            tally.misses += 1;
             let obj = Owned::from_owned(pyo3_ffi::PyLong_FromLongLong(n))?;
             self.put(i, obj.as_ptr());
             Some(obj)
@@ -406,14 +446,17 @@ impl Interned {
     }
 
     /// The `float` `x` (its exact bits: `-0.0` and every NaN payload kept): an interned one,
-    /// or a new one, interned. On `None` a Python error is set.
+    /// or a new one (interned if `tally` finds it worth it). On `None` a Python error is set.
     ///
     /// # Safety
     /// The GIL is held.
     #[inline]
-    pub unsafe fn float(self, x: f64) -> Option<Owned> {
+    pub unsafe fn float(self, x: f64, tally: &mut Tally) -> Option<Owned> {
         // SAFETY: the GIL is held; interned float slots hold exact floats or `None`.
         unsafe {
+            if !tally.worth_it() {
+                return Owned::from_owned(pyo3_ffi::PyFloat_FromDouble(x));
+            }
             let bits = x.to_bits();
             let pick =
                 bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FLOAT_SLOTS.trailing_zeros());
@@ -422,8 +465,10 @@ impl Interned {
             if pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyFloat_Type
                 && pyo3_ffi::PyFloat_AS_DOUBLE(hit).to_bits() == bits
             {
+                tally.hits += 1;
                 return Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(hit)));
             }
+            tally.misses += 1;
             let obj = Owned::from_owned(pyo3_ffi::PyFloat_FromDouble(x))?;
             self.put(i, obj.as_ptr());
             Some(obj)
