@@ -159,7 +159,7 @@ unsafe fn encode_with(obj: *mut PyObject, canonical: bool) -> Result<Vec<u8>, En
         canonical,
     };
     // SAFETY: the GIL is held and `obj` alive (contract).
-    unsafe { enc.object(obj, 0)? };
+    unsafe { enc.item(obj, 0)? };
     Ok(enc.buf)
 }
 
@@ -340,17 +340,16 @@ impl Encoder {
         }
     }
 
+    /// Anything but a `str`, a one-digit `int` or a `float` (which [`Encoder::item`] writes).
+    ///
     /// # Safety
     /// The GIL is held; `obj` is alive.
-    unsafe fn object(&mut self, obj: *mut PyObject, depth: usize) -> Result<(), EncodeError> {
+    unsafe fn other(&mut self, obj: *mut PyObject, depth: usize) -> Result<(), EncodeError> {
         // SAFETY: the GIL is held and `obj` alive (contract); exact-type checks compare the
         // type pointer; every read below is of an object of that exact type, and no Python
         // code runs (exact built-in types only), so nothing changes under us.
         unsafe {
             let tp = pyo3_ffi::Py_TYPE(obj);
-            if tp == &raw mut pyo3_ffi::PyUnicode_Type {
-                return self.str(obj);
-            }
             if tp == &raw mut pyo3_ffi::PyLong_Type {
                 return self.int(obj);
             }
@@ -362,9 +361,6 @@ impl Encoder {
             }
             if obj == pyo3_ffi::Py_False() {
                 return self.byte(FALSE);
-            }
-            if tp == &raw mut pyo3_ffi::PyFloat_Type {
-                return self.tag8(FLOAT, pyo3_ffi::PyFloat_AS_DOUBLE(obj).to_le_bytes());
             }
             if tp == &raw mut pyo3_ffi::PyBytes_Type {
                 let n = pyo3_ffi::PyBytes_Size(obj) as usize;
@@ -421,8 +417,8 @@ impl Encoder {
         }
     }
 
-    /// An item of a container: the common scalars (`str`, one-digit `int`, `float`) at once,
-    /// anything else through [`Encoder::object`].
+    /// Any object: the common scalars (`str`, one-digit `int`, `float`) inline, anything else
+    /// through [`Encoder::other`].
     ///
     /// # Safety
     /// The GIL is held; `obj` is alive.
@@ -442,7 +438,7 @@ impl Encoder {
             } else if tp == &raw mut pyo3_ffi::PyFloat_Type {
                 return self.tag8(FLOAT, pyo3_ffi::PyFloat_AS_DOUBLE(obj).to_le_bytes());
             }
-            self.object(obj, depth)
+            self.other(obj, depth)
         }
     }
 
@@ -553,7 +549,7 @@ impl Encoder {
                     let Some(v) = pyutil::getattr(obj, name) else {
                         return Err(EncodeError::Failed);
                     };
-                    self.object(v.as_ptr(), depth)?;
+                    self.item(v.as_ptr(), depth)?;
                 }
             } else {
                 let n = pyo3_ffi::PyByteArray_Size(obj) as usize;
@@ -638,7 +634,7 @@ impl Encoder {
                     }
                     self.bytes(&h.to_le_bytes())?;
                 } else {
-                    self.object(key, depth)?;
+                    self.item(key, depth)?;
                 }
                 self.item(value, depth)?;
                 count += 1;

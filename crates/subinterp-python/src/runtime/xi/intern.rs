@@ -431,17 +431,15 @@ impl Interned {
                 return Owned::from_owned(pyo3_ffi::PyLong_FromLongLong(n));
             }
             let i = INT_BASE + (n as usize & (INT_SLOTS - 1));
-            let hit = self.get(i);
-            if pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyLong_Type
-                && compact_int(hit) == Some(n)
-            {
-                tally.hits += 1;
-                return Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(hit)));
-            }
-            tally.misses += 1;
-            let obj = Owned::from_owned(pyo3_ffi::PyLong_FromLongLong(n))?;
-            self.put(i, obj.as_ptr());
-            Some(obj)
+            self.one_slot(
+                i,
+                tally,
+                |hit| {
+                    pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyLong_Type
+                        && compact_int(hit) == Some(n)
+                },
+                || pyo3_ffi::PyLong_FromLongLong(n),
+            )
         }
     }
 
@@ -461,15 +459,40 @@ impl Interned {
             let pick =
                 bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FLOAT_SLOTS.trailing_zeros());
             let i = FLOAT_BASE + pick as usize;
+            self.one_slot(
+                i,
+                tally,
+                |hit| {
+                    pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyFloat_Type
+                        && pyo3_ffi::PyFloat_AS_DOUBLE(hit).to_bits() == bits
+                },
+                || pyo3_ffi::PyFloat_FromDouble(x),
+            )
+        }
+    }
+
+    /// The object in slot `i` if `same` says it is the one wanted, else a new one from `make`
+    /// (a new reference or null with an error set), put in the slot; counted in `tally`.
+    ///
+    /// # Safety
+    /// The GIL is held; `i < SLOTS`; `same` only reads the slot's object.
+    #[inline]
+    unsafe fn one_slot(
+        self,
+        i: usize,
+        tally: &mut Tally,
+        same: impl FnOnce(*mut PyObject) -> bool,
+        make: impl FnOnce() -> *mut PyObject,
+    ) -> Option<Owned> {
+        // SAFETY: the GIL is held and `i` a slot (contract).
+        unsafe {
             let hit = self.get(i);
-            if pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyFloat_Type
-                && pyo3_ffi::PyFloat_AS_DOUBLE(hit).to_bits() == bits
-            {
+            if same(hit) {
                 tally.hits += 1;
                 return Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(hit)));
             }
             tally.misses += 1;
-            let obj = Owned::from_owned(pyo3_ffi::PyFloat_FromDouble(x))?;
+            let obj = Owned::from_owned(make())?;
             self.put(i, obj.as_ptr());
             Some(obj)
         }
