@@ -446,16 +446,40 @@ impl Encoder {
     /// The GIL is held; `obj` is an exact `str`.
     #[inline(always)]
     unsafe fn str(&mut self, obj: *mut PyObject) -> Result<(), EncodeError> {
+        // SAFETY: as this function's contract.
+        unsafe { self.text(obj, None) }
+    }
+
+    /// A `str`, then its `hash` when given (a dict key's: 8 bytes), in one write.
+    ///
+    /// # Safety
+    /// The GIL is held; `obj` is an exact `str`.
+    #[inline(always)]
+    unsafe fn text(
+        &mut self,
+        obj: *mut PyObject,
+        hash: Option<Py_hash_t>,
+    ) -> Result<(), EncodeError> {
         // SAFETY: the GIL is held; a `str` of 3.12+ is always ready, its data `len` code units
         // of `kind` bytes each.
         unsafe {
             let (kind, len, data) = str_parts(obj);
-            // `write_with` gives room for the tag, a varint (10 bytes at most) and the data.
-            self.write_with(11 + data.len(), |p| {
+            // `write_with` gives room for the tag, a varint (10 bytes at most), the data and
+            // the hash.
+            self.write_with(19 + data.len(), |p| {
                 *p = str_tag(kind);
                 let k = write_varint(p.add(1), len);
                 intern::copy_bytes(data, p.add(1 + k));
-                1 + k + data.len()
+                let end = 1 + k + data.len();
+                match hash {
+                    Some(h) => {
+                        p.add(end)
+                            .cast::<[u8; 8]>()
+                            .write_unaligned(h.to_le_bytes());
+                        end + 8
+                    }
+                    None => end,
+                }
             })
         }
     }
@@ -626,13 +650,12 @@ impl Encoder {
                     if pyo3_ffi::Py_TYPE(key) != &raw mut pyo3_ffi::PyUnicode_Type {
                         return Ok(false);
                     }
-                    self.str(key)?;
                     // An exact str's hash: cached, or computed once (it cannot fail).
                     let mut h = (*key.cast::<pyo3_ffi::PyASCIIObject>()).hash;
                     if h == -1 {
                         h = pyo3_ffi::PyObject_Hash(key);
                     }
-                    self.bytes(&h.to_le_bytes())?;
+                    self.text(key, Some(h))?;
                 } else {
                     self.item(key, depth)?;
                 }
