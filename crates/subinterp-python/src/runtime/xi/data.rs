@@ -271,16 +271,6 @@ impl Encoder {
         })
     }
 
-    /// Appends a varint, for which [`Encoder::room`] made room (10 bytes).
-    #[inline]
-    fn put_varint(&mut self, mut n: usize) {
-        while n >= 0x80 {
-            self.put(&[(n as u8) | 0x80]);
-            n >>= 7;
-        }
-        self.put(&[n as u8]);
-    }
-
     #[inline]
     fn byte(&mut self, b: u8) -> Result<(), EncodeError> {
         self.room(1)?;
@@ -295,17 +285,16 @@ impl Encoder {
         Ok(())
     }
 
-    #[inline]
-    fn varint(&mut self, n: usize) -> Result<(), EncodeError> {
-        self.room(10)?;
-        self.put_varint(n);
-        Ok(())
-    }
-
+    /// A tag and a length, in one write.
     #[inline]
     fn tag_len(&mut self, tag: u8, n: usize) -> Result<(), EncodeError> {
-        self.byte(tag)?;
-        self.varint(n)
+        self.write_with(11, |p| {
+            // SAFETY: `write_with` gives room for the tag and a varint (10 bytes at most).
+            unsafe {
+                *p = tag;
+                1 + write_varint(p.add(1), n)
+            }
+        })
     }
 
     /// Records a container met for the first time (`open`: it may be referenced before it is
