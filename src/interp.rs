@@ -403,7 +403,7 @@ impl Subinterpreter {
         unsafe {
             let destroy = match creation {
                 Some(t) if on_creation_thread => t,
-                _ => pyo3_ffi::PyThreadState_New(istate),
+                _ => tstate::new(istate),
             };
             let previous = tstate::detach();
             tstate::reattach(destroy);
@@ -421,8 +421,7 @@ impl Subinterpreter {
             census::unbreak_threading_shutdown();
             if let Some(t) = creation.filter(|&t| t != destroy) {
                 // 3.12 off the creating thread: the creation state goes, unused.
-                pyo3_ffi::PyThreadState_Clear(t);
-                pyo3_ffi::PyThreadState_Delete(t);
+                tstate::delete_idle(&[t]);
             }
             pyo3_ffi::Py_EndInterpreter(destroy);
             // `previous` cannot belong to `istate` (IsCurrent above), so always switch back.

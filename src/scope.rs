@@ -98,12 +98,11 @@ impl<'a> ScopedActivate<'a> {
                 Entry::AlreadyAttached
             }
         } else {
-            // SAFETY: `interp` is alive (caller's contract). PyThreadState_New needs no GIL.
+            // SAFETY: `interp` is alive (caller's contract). tstate::new needs no GIL.
             // We detach the previous thread state (releasing its GIL) before attaching the
             // new one, which is what PyThreadState_Swap does on 3.12+.
             unsafe {
-                let new = pyo3_ffi::PyThreadState_New(interp.as_ptr());
-                assert!(!new.is_null(), "PyThreadState_New failed (out of memory)");
+                let new = tstate::new(interp.as_ptr());
                 let previous = tstate::detach();
                 tstate::reattach(new);
                 Entry::Swapped {

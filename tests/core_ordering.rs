@@ -417,3 +417,35 @@ fn create_with_from_a_main_thread_state_keeps_it_attached() {
     drop(scope);
     drop(si);
 }
+
+/// Many threads activating one interpreter at once: each activation creates a thread state
+/// for it and deletes it on drop, so its last thread state is often deleted while another
+/// thread creates one. CPython without the fix for gh-126914 (3.12.x, 3.13.0) hands the
+/// second thread the interpreter's preallocated thread state while the first is still
+/// resetting it, and aborts; `tstate::new` and the deletes take one lock so ours never do.
+#[test]
+fn activating_one_interpreter_from_many_threads_at_once() {
+    init();
+    // SUBINTERP_SOAK (the suite's soak switch) runs it 100 times longer.
+    let rounds: usize = std::env::var("SUBINTERP_SOAK")
+        .ok()
+        .map_or(150_000, |_: String| 15_000_000);
+    let si = Subinterpreter::create_default().unwrap();
+    thread::scope(|s| {
+        for t in 0..6 {
+            let si = &si;
+            s.spawn(move || {
+                for i in 0..rounds {
+                    let scope = ScopedActivate::new(si).unwrap();
+                    if i % 500 == 0 {
+                        assert!(run(&scope, &format!("last_{t} = {i}")));
+                    }
+                }
+            });
+        }
+    });
+    let scope = ScopedActivate::new(&si).unwrap();
+    assert!(run(&scope, "assert last_0 == last_5 > 0"));
+    drop(scope);
+    drop(si);
+}

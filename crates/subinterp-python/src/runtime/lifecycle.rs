@@ -627,7 +627,7 @@ pub fn end_run(run: &Run, idle: Option<*mut PyThreadState>) -> bool {
 }
 
 /// Takes the orphaned thread states of `id` (cached by OS threads that have exited since), to
-/// delete with [`delete_idle`] under its GIL. Needs no GIL itself.
+/// delete with [`tstate::delete_idle`] under its GIL. Needs no GIL itself.
 #[must_use]
 pub fn take_orphans(id: i64) -> Vec<*mut PyThreadState> {
     with_entries(|entries| {
@@ -636,20 +636,6 @@ pub fn take_orphans(id: i64) -> Vec<*mut PyThreadState> {
             .map(|e| e.orphans.drain(..).map(|p| p.0).collect())
             .unwrap_or_default()
     })
-}
-
-/// Deletes idle thread states of the interpreter whose GIL this thread holds.
-///
-/// # Safety
-/// The GIL of their interpreter is held on this thread; none of them is attached anywhere.
-pub unsafe fn delete_idle(tstates: &[*mut PyThreadState]) {
-    for &ts in tstates {
-        // SAFETY: idle (attached nowhere) and of the interpreter whose GIL we hold.
-        unsafe {
-            pyo3_ffi::PyThreadState_Clear(ts);
-            pyo3_ffi::PyThreadState_Delete(ts);
-        }
-    }
 }
 
 // ------------------------------------------------------------------------------ close
@@ -866,7 +852,7 @@ fn end_interpreter(
         let scope = ScopedActivate::new(si).map_err(DestroyError::Core)?;
         // SAFETY: the scope holds this interpreter's GIL; the cached states are idle.
         unsafe {
-            delete_idle(tstates);
+            tstate::delete_idle(tstates);
             super::queue::unbind_interpreter(id);
             super::buffer::release_pending(id);
         }

@@ -156,12 +156,12 @@ unsafe fn enter<T>(
     unsafe {
         let ts = match run.cached {
             Some(ts) => ts,
-            None => pyo3_ffi::PyThreadState_New(run.istate),
+            None => tstate::new(run.istate),
         };
         pyo3_ffi::PyEval_RestoreThread(ts);
         buffer::release_pending(id);
         if run.ours {
-            lifecycle::delete_idle(&lifecycle::take_orphans(id));
+            tstate::delete_idle(&lifecycle::take_orphans(id));
         }
         let entered = ffi_ext::set_running_main(run.istate);
         let out = if entered {
