@@ -100,6 +100,36 @@ def items_as_last_time(xs: list[Any]) -> list[bool]:
     return [a is b for a, b in zip(prev, xs, strict=False)]
 
 
+def inner_as_last_time(xs: list[Any]) -> list[bool]:
+    """For each item of ``xs`` (a container), whether its first item is the very object that
+    was there in the previous call."""
+    global _last_inner
+    prev, _last_inner = _last_inner, [x[0] for x in xs]
+    return [a is b for a, b in zip(prev, _last_inner, strict=False)]
+
+
+_last_inner: list[Any] = []
+
+
+def mutate_inner(xs: list[tuple[Any, list[Any]]]) -> list[tuple[Any, list[Any]]]:
+    """Appends to the list inside each ``(x, list)`` of ``xs`` and returns ``xs``."""
+    for _, inner in xs:
+        inner.append("inside")
+    return xs
+
+
+def float_bits_deep(x: Any) -> Any:
+    """``x`` with every float replaced by its IEEE 754 bits and each tuple by a list of
+    ``(type name, item)``: equal for two values only if their types and bits are."""
+    import struct
+
+    if isinstance(x, float):
+        return ("float", struct.unpack("<Q", struct.pack("<d", x))[0])
+    if isinstance(x, (tuple, list)):
+        return (type(x).__name__, [float_bits_deep(i) for i in x])
+    return (type(x).__name__, x)
+
+
 def float_bits(xs: list[float]) -> list[int]:
     """The IEEE 754 bits of each float of ``xs`` (NaN payloads and the sign of zero too)."""
     import struct

@@ -705,8 +705,8 @@ struct Decoder<'a> {
     memo: Vec<*mut PyObject>,
     /// The interpreter's interned scalars, once looked up (`Some(None)`: there are none).
     interned: Option<Option<Interned>>,
-    /// How interning goes in this decoding, for `str`, `int` and `float`.
-    tallies: [Tally; 3],
+    /// How interning goes in this decoding, for `str`, `int`, `float` and tuples.
+    tallies: [Tally; 4],
 }
 
 /// Rebuilds what [`encode`] wrote, in the current interpreter.
@@ -720,7 +720,7 @@ pub unsafe fn decode(data: &[u8]) -> Option<Owned> {
         pos: 0,
         memo: Vec::new(),
         interned: None,
-        tallies: [Tally::default(); 3],
+        tallies: [Tally::default(); 4],
     };
     // SAFETY: the GIL is held (contract).
     unsafe {
@@ -1082,6 +1082,13 @@ impl<'a> Decoder<'a> {
                 return malformed();
             };
             let slot = self.reserve(memo);
+            if n as usize <= intern::TUPLE_MAX_ITEMS {
+                if let Some(interned) = self.interned() {
+                    let t = self.small_tuple(interned, n as usize)?;
+                    self.fill(slot, t.as_ptr());
+                    return Some(t);
+                }
+            }
             let t = Owned::from_owned(pyo3_ffi::PyTuple_New(n))?;
             for i in 0..n {
                 let item = self.item()?;
@@ -1089,6 +1096,41 @@ impl<'a> Decoder<'a> {
             }
             self.fill(slot, t.as_ptr());
             Some(t)
+        }
+    }
+
+    /// A tuple of `n` items (at most [`intern::TUPLE_MAX_ITEMS`]), read first, then interned
+    /// (see [`Interned::tuple`]).
+    ///
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn small_tuple(&mut self, interned: Interned, n: usize) -> Option<Owned> {
+        /// The items read so far: new references, dropped if reading stops early.
+        struct Items {
+            ptrs: [*mut PyObject; intern::TUPLE_MAX_ITEMS],
+            len: usize,
+        }
+        impl Drop for Items {
+            fn drop(&mut self) {
+                for &p in &self.ptrs[..self.len] {
+                    // SAFETY: each is a new reference made under the GIL, still held (the
+                    // guard lives inside `small_tuple`).
+                    unsafe { pyo3_ffi::Py_DECREF(p) };
+                }
+            }
+        }
+        // SAFETY: the GIL is held (contract); `Interned::tuple` takes every item reference.
+        unsafe {
+            let mut items = Items {
+                ptrs: [std::ptr::null_mut(); intern::TUPLE_MAX_ITEMS],
+                len: 0,
+            };
+            while items.len < n {
+                items.ptrs[items.len] = self.item()?.into_ptr();
+                items.len += 1;
+            }
+            items.len = 0;
+            interned.tuple(&items.ptrs[..n], &mut self.tallies[3])
         }
     }
 

@@ -6,11 +6,17 @@
 //! is, is no part of any type's contract. The records, JSON-like data and task arguments that
 //! cross again and again (the same keys, labels, counters) then cost neither.
 //!
+//! Small tuples of those scalars (and `None`, `True`, `False`) are immutable values too, and
+//! are interned by the identity of their items: a record `(id, name, score)` that crosses
+//! again is the tuple made the first time, once its items were found interned.
+//!
 //! One list per interpreter, in its state dict (freed with it), made on first use: `None` or
 //! an object in each slot, read and replaced under that interpreter's GIL. Memory is bounded
 //! by the slots: [`STR_SLOTS`] strings of at most [`STR_MAX_BYTES`] bytes of text (two per
 //! pair of slots that their text picks), [`INT_SLOTS`] one-digit ints, [`FLOAT_SLOTS`]
-//! floats; at most about 1.2 MiB, and only what crossed. Not on free-threaded builds, whose
+//! floats, [`TUPLE_SLOTS`] tuples of at most [`TUPLE_MAX_ITEMS`] such items; at most about
+//! 1.5 MiB for the scalars' slots and 1.6 MiB more for the tuples' (with the items only they
+//! hold), and only what crossed. Not on free-threaded builds, whose
 //! threads of one interpreter run at once and could race on a slot.
 
 use std::ffi::c_void;
@@ -20,19 +26,29 @@ use pyo3_ffi::{PyObject, Py_hash_t, Py_ssize_t};
 use crate::runtime::pyutil;
 use subinterp_rs::owned::Owned;
 
-/// String slots: pairs of two, the most recently found first.
+/// Slots per set: a value may be in any of the [`WAYS`] slots of the set its hash picks.
+pub const WAYS: usize = 4;
+/// A miss puts the new object first in its set (not last) once in this many: see
+/// [`Interned::in_set`].
+const FRONT_EVERY: u32 = 4;
+/// String slots, in sets picked by the text.
 pub const STR_SLOTS: usize = 8192;
 /// Strings with more bytes of text than this are not interned.
 pub const STR_MAX_BYTES: usize = 64;
 /// Int slots: one per value modulo the count, for ints of one digit outside CPython's own
 /// small-int range.
 pub const INT_SLOTS: usize = 4096;
-/// Float slots, picked by the bits of the value.
-pub const FLOAT_SLOTS: usize = 1024;
+/// Float slots, in sets picked by the bits of the value.
+pub const FLOAT_SLOTS: usize = 4096;
+/// Tuple slots, in sets picked by the objects a tuple holds.
+pub const TUPLE_SLOTS: usize = 4096;
+/// Tuples of more items than this are not interned.
+pub const TUPLE_MAX_ITEMS: usize = 6;
 
 const INT_BASE: usize = STR_SLOTS;
-const FLOAT_BASE: usize = STR_SLOTS + INT_SLOTS;
-const SLOTS: usize = STR_SLOTS + INT_SLOTS + FLOAT_SLOTS;
+const FLOAT_BASE: usize = INT_BASE + INT_SLOTS;
+const TUPLE_BASE: usize = FLOAT_BASE + FLOAT_SLOTS;
+const SLOTS: usize = TUPLE_BASE + TUPLE_SLOTS;
 
 extern "C" {
     // Where an int keeps its value (csrc/compact_int.c, compiled against this Python's headers).
@@ -168,6 +184,59 @@ pub unsafe fn new_str(kind: Kind, b: &[u8]) -> Option<Owned> {
             b.as_ptr().cast::<c_void>(),
             (b.len() / kind.width) as Py_ssize_t,
         ))
+    }
+}
+
+/// The first slot (from a kind's base) of the set of `slots` slots that the well-mixed `hash`
+/// picks: its high bits.
+#[inline]
+fn set_of(hash: u64, slots: usize) -> usize {
+    (hash >> (64 - (slots / WAYS).trailing_zeros())) as usize * WAYS
+}
+
+/// Whether `obj` is a scalar that [`Interned`] keeps, or `None`, `True` or `False`: an
+/// immutable object a tuple may be interned with.
+///
+/// # Safety
+/// The GIL is held; `obj` is alive.
+#[inline]
+unsafe fn is_atom(obj: *mut PyObject) -> bool {
+    // SAFETY: the GIL is held; each read is of the exact type compared.
+    unsafe {
+        let tp = pyo3_ffi::Py_TYPE(obj);
+        if tp == &raw mut pyo3_ffi::PyUnicode_Type {
+            let (kind, len, _) = str_parts(obj);
+            return len * kind.width <= STR_MAX_BYTES;
+        }
+        if tp == &raw mut pyo3_ffi::PyLong_Type {
+            return compact_int(obj).is_some();
+        }
+        tp == &raw mut pyo3_ffi::PyFloat_Type
+            || obj == pyo3_ffi::Py_None()
+            || obj == pyo3_ffi::Py_True()
+            || obj == pyo3_ffi::Py_False()
+    }
+}
+
+/// A new tuple of `items` (new references, all taken, also on failure). On `None` a Python
+/// error is set.
+///
+/// # Safety
+/// The GIL is held; each of `items` is a new reference.
+unsafe fn new_tuple(items: &[*mut PyObject]) -> Option<Owned> {
+    // SAFETY: the GIL is held; PyTuple_SET_ITEM steals each reference into a slot of the new
+    // tuple; on failure each is dropped instead.
+    unsafe {
+        let Some(t) = Owned::from_owned(pyo3_ffi::PyTuple_New(items.len() as Py_ssize_t)) else {
+            for &item in items {
+                pyo3_ffi::Py_DECREF(item);
+            }
+            return None;
+        };
+        for (k, &item) in items.iter().enumerate() {
+            pyo3_ffi::PyTuple_SET_ITEM(t.as_ptr(), k as Py_ssize_t, item);
+        }
+        Some(t)
     }
 }
 
@@ -389,31 +458,17 @@ impl Interned {
                 Some(h) => h as u64,
                 None => text_hash(b),
             };
-            let pair = (h >> (64 - (STR_SLOTS / 2).trailing_zeros())) as usize * 2;
-            for i in [pair, pair + 1] {
-                let hit = self.get(i);
-                if pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyUnicode_Type {
-                    let (k, _, data) = str_parts(hit);
-                    if k == kind && same_bytes(data, b) {
-                        tally.hits += 1;
-                        if i != pair {
-                            // Found second: it goes first, the other second (they swap places;
-                            // each slot keeps one reference).
-                            let first = self.get(pair);
-                            pyo3_ffi::PyList_SET_ITEM(self.slots, pair as Py_ssize_t, hit);
-                            pyo3_ffi::PyList_SET_ITEM(self.slots, i as Py_ssize_t, first);
-                        }
-                        return Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(hit)));
+            self.in_set(
+                set_of(h, STR_SLOTS),
+                tally,
+                |hit| {
+                    pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyUnicode_Type && {
+                        let (k, _, data) = str_parts(hit);
+                        k == kind && same_bytes(data, b)
                     }
-                }
-            }
-            tally.misses += 1;
-            let s = with_hash(new_str(kind, b)?, hash);
-            // The least recently found of the two makes room: the first moves second (the
-            // second is dropped) and the new text goes first.
-            self.put(pair + 1, self.get(pair));
-            self.put(pair, s.as_ptr());
-            Some(s)
+                },
+                || Some(with_hash(new_str(kind, b)?, hash)),
+            )
         }
     }
 
@@ -456,18 +511,135 @@ impl Interned {
                 return Owned::from_owned(pyo3_ffi::PyFloat_FromDouble(x));
             }
             let bits = x.to_bits();
-            let pick =
-                bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FLOAT_SLOTS.trailing_zeros());
-            let i = FLOAT_BASE + pick as usize;
-            self.one_slot(
-                i,
+            self.in_set(
+                FLOAT_BASE + set_of(bits.wrapping_mul(0x9E37_79B9_7F4A_7C15), FLOAT_SLOTS),
                 tally,
                 |hit| {
                     pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyFloat_Type
                         && pyo3_ffi::PyFloat_AS_DOUBLE(hit).to_bits() == bits
                 },
-                || pyo3_ffi::PyFloat_FromDouble(x),
+                || Owned::from_owned(pyo3_ffi::PyFloat_FromDouble(x)),
             )
+        }
+    }
+
+    /// A tuple of the `items` (new references, all taken: each is dropped or put in the
+    /// tuple). One of [`TUPLE_MAX_ITEMS`] items at most, each an exact `str` of at most
+    /// [`STR_MAX_BYTES`] bytes, a one-digit `int`, a `float`, `None`, `True` or `False`, is
+    /// the interned tuple holding these very objects if there is one, else a new one,
+    /// interned if `tally` finds it worth it. Items found interned are the same objects from
+    /// one crossing to the next, so a tuple of them is found by their addresses: a hit holds
+    /// the same objects, hence equal values. On `None` a Python error is set.
+    ///
+    /// # Safety
+    /// The GIL is held; each of `items` is a new reference to a live object.
+    pub unsafe fn tuple(self, items: &[*mut PyObject], tally: &mut Tally) -> Option<Owned> {
+        // SAFETY: the GIL is held; the slot holds a tuple or `None`, read by its exact type;
+        // each item reference is given to the new tuple or dropped, once.
+        unsafe {
+            let n = items.len();
+            let mut pick: u64 = n as u64;
+            let mut atomic = n <= TUPLE_MAX_ITEMS && tally.worth_it();
+            for &item in items {
+                if !atomic {
+                    break;
+                }
+                atomic = is_atom(item);
+                pick = (pick.rotate_left(5) ^ item as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+            }
+            if !atomic {
+                return new_tuple(items);
+            }
+            let mut made = false;
+            let t = self.in_set(
+                TUPLE_BASE + set_of(pick, TUPLE_SLOTS),
+                tally,
+                |hit| {
+                    pyo3_ffi::Py_TYPE(hit) == &raw mut pyo3_ffi::PyTuple_Type
+                        && pyo3_ffi::PyTuple_GET_SIZE(hit) == n as Py_ssize_t
+                        && (0..n)
+                            .all(|k| pyo3_ffi::PyTuple_GET_ITEM(hit, k as Py_ssize_t) == items[k])
+                },
+                || {
+                    made = true;
+                    let t = new_tuple(items)?;
+                    // Only atoms inside: the cyclic collector has nothing to find through it,
+                    // and it is kept for long (CPython untracks such a tuple at its next
+                    // collection anyway).
+                    pyo3_ffi::PyObject_GC_UnTrack(t.as_ptr().cast());
+                    Some(t)
+                },
+            );
+            if !made {
+                // Found (the items are the tuple's already) or not made: ours go.
+                for &item in items {
+                    pyo3_ffi::Py_DECREF(item);
+                }
+            }
+            t
+        }
+    }
+
+    /// The object in the set of [`WAYS`] slots from `set` that `same` says is the one wanted,
+    /// else a new one from `make` (on `None` a Python error is set), counted in `tally`.
+    ///
+    /// The set is kept most recently found first: one found moves to the front. A new one
+    /// takes the first empty slot, else the last one goes and the new one is put last, or,
+    /// every [`FRONT_EVERY`]th miss, first. Plain least-recently-used (new ones first) loses
+    /// every object of a set that a value picks for more objects than the set holds, each
+    /// time it crosses; putting new ones last keeps those that were found, and the few put
+    /// first let new data displace what no longer crosses.
+    ///
+    /// # Safety
+    /// The GIL is held; `set + WAYS <= SLOTS`; `same` only reads the slot's object.
+    #[inline]
+    unsafe fn in_set(
+        self,
+        set: usize,
+        tally: &mut Tally,
+        same: impl Fn(*mut PyObject) -> bool,
+        make: impl FnOnce() -> Option<Owned>,
+    ) -> Option<Owned> {
+        // SAFETY: the GIL is held and the set's slots are in the list (contract); swapping two
+        // slots moves their references without changing any count.
+        unsafe {
+            let mut empty = None;
+            for i in set..set + WAYS {
+                let hit = self.get(i);
+                if same(hit) {
+                    tally.hits += 1;
+                    self.to_front(set, i);
+                    return Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(hit)));
+                }
+                if empty.is_none() && hit == pyo3_ffi::Py_None() {
+                    empty = Some(i);
+                }
+            }
+            tally.misses += 1;
+            let obj = make()?;
+            let last = set + WAYS - 1;
+            self.put(empty.unwrap_or(last), obj.as_ptr());
+            if empty.is_none() && tally.misses % FRONT_EVERY == 0 {
+                self.to_front(set, last);
+            }
+            Some(obj)
+        }
+    }
+
+    /// Moves slot `i`'s object to slot `set`, and those of the slots in between one slot on.
+    ///
+    /// # Safety
+    /// The GIL is held; `set <= i < SLOTS`.
+    #[inline]
+    unsafe fn to_front(self, set: usize, i: usize) {
+        // SAFETY: the GIL is held and the slots are in the list (contract); moving references
+        // between slots changes no count.
+        unsafe {
+            let moved = self.get(i);
+            for k in (set..i).rev() {
+                pyo3_ffi::PyList_SET_ITEM(self.slots, (k + 1) as Py_ssize_t, self.get(k));
+            }
+            pyo3_ffi::PyList_SET_ITEM(self.slots, set as Py_ssize_t, moved);
         }
     }
 
