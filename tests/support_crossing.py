@@ -118,6 +118,40 @@ def mutate_inner(xs: list[tuple[Any, list[Any]]]) -> list[tuple[Any, list[Any]]]
     return xs
 
 
+def dict_facts(d: dict[str, Any]) -> tuple[int, list[str], Any, bool]:
+    """Length, first 5 keys, first value, and whether the collector tracks ``d``."""
+    import gc
+
+    return len(d), list(d)[:5], next(iter(d.values())), gc.is_tracked(d)
+
+
+def mutate_dict(d: dict[str, Any]) -> dict[str, Any]:
+    """Changes ``d`` and what it holds, and returns it."""
+    del d["alpha"]
+    d["beta"].append("inside")
+    d["gamma"]["y"] = 4
+    d["new"] = 5
+    return d
+
+
+def cycle_through(box: list[dict[str, Any]]) -> tuple[bool, bool]:
+    """Takes the dict out of ``box``, makes it hold itself, drops it, and tells whether the
+    collector freed it."""
+    import gc
+    import weakref
+
+    class Marker:
+        pass
+
+    d = box.pop()
+    d["self"] = d
+    d["marker"] = m = Marker()
+    ref = weakref.ref(m)
+    del d, m
+    gc.collect()
+    return ref() is None, gc.isenabled()
+
+
 def float_bits_deep(x: Any) -> Any:
     """``x`` with every float replaced by its IEEE 754 bits and each tuple by a list of
     ``(type name, item)``: equal for two values only if their types and bits are."""

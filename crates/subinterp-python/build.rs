@@ -1,7 +1,8 @@
 //! Emits `Py_3_12`, `Py_3_13`, ... cfgs for the Python we build against, as pyo3-ffi does,
 //! and compiles `csrc/tstate_fields.c` (thread-state fields CPython's public headers declare
-//! but no function returns) and `csrc/compact_int.c` (the value of a one-digit `int`, as
-//! CPython's inline functions read it) against that Python's headers.
+//! but no function returns), `csrc/compact_int.c` (the value of a one-digit `int`, as
+//! CPython's inline functions read it) and `csrc/dict_template.c` (dicts copied from a
+//! template, through CPython's internal keys-table layout) against that Python's headers.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -9,22 +10,49 @@ fn main() {
     pyo3_build_config::use_pyo3_cfgs();
     println!("cargo:rerun-if-changed=csrc/tstate_fields.c");
     println!("cargo:rerun-if-changed=csrc/compact_int.c");
+    println!("cargo:rerun-if-changed=csrc/dict_template.c");
     println!("cargo:rerun-if-env-changed=SUBINTERP_PYTHON_INCLUDE");
     // The include directory's pyconfig.h carries the build's flags (Py_DEBUG,
     // Py_GIL_DISABLED), so the layout compiled is that build's.
     let headers = python_headers();
     let mut build = cc::Build::new();
-    build
-        .file("csrc/tstate_fields.c")
-        .file("csrc/compact_int.c")
-        .include(&headers.include);
-    if let Some(root) = headers.multiarch_root {
+    if let Some(root) = &headers.multiarch_root {
         // Debian's pyconfig.h includes <x86_64-linux-gnu/pythonX.Y/pyconfig.h>, which a
         // compiler with its own sysroot (zig, for manylinux wheels) does not look for under
         // /usr/include: searched last, so the system's C headers never shadow its own.
         build.flag("-idirafter").flag(root.as_os_str());
     }
-    build.compile("subinterp_csrc");
+    build.include(&headers.include);
+    dict_template(build.clone());
+    build
+        .file("csrc/tstate_fields.c")
+        .file("csrc/compact_int.c")
+        .compile("subinterp_csrc");
+}
+
+/// `csrc/dict_template.c` reads a dict's keys table through CPython's internal headers
+/// (`internal/pycore_dict.h`), which a compiler or platform may not take (they assume
+/// CPython's own build flags): if they do not compile here, the file is built with
+/// `SUBINTERP_NO_DICT_TEMPLATE`, which turns templates off (every dict is made item by item,
+/// as without them).
+fn dict_template(mut build: cc::Build) {
+    // Their own warnings (unused parameters, deprecated fields) are CPython's business.
+    build
+        .file("csrc/dict_template.c")
+        .warnings(false)
+        .flag_if_supported("-w");
+    if build
+        .clone()
+        .try_compile("subinterp_dict_template")
+        .is_err()
+    {
+        println!(
+            "cargo:warning=CPython's internal dict headers do not compile here: dicts that \
+             cross are made item by item (no templates)"
+        );
+        build.define("SUBINTERP_NO_DICT_TEMPLATE", None);
+        build.compile("subinterp_dict_template");
+    }
 }
 
 /// Where the headers of the Python we build for are.

@@ -9,6 +9,7 @@
 
 pub mod data;
 pub mod intern;
+pub mod template;
 
 use std::ffi::CString;
 use std::sync::Arc;

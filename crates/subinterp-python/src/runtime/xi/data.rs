@@ -705,8 +705,9 @@ struct Decoder<'a> {
     memo: Vec<*mut PyObject>,
     /// The interpreter's interned scalars, once looked up (`Some(None)`: there are none).
     interned: Option<Option<Interned>>,
-    /// How interning goes in this decoding, for `str`, `int`, `float` and tuples.
-    tallies: [Tally; 4],
+    /// How interning goes in this decoding, for `str`, `int`, `float`, tuples and dict
+    /// templates.
+    tallies: [Tally; 5],
 }
 
 /// Rebuilds what [`encode`] wrote, in the current interpreter.
@@ -720,7 +721,7 @@ pub unsafe fn decode(data: &[u8]) -> Option<Owned> {
         pos: 0,
         memo: Vec::new(),
         interned: None,
-        tallies: [Tally::default(); 4],
+        tallies: [Tally::default(); 5],
     };
     // SAFETY: the GIL is held (contract).
     unsafe {
@@ -1208,7 +1209,10 @@ impl<'a> Decoder<'a> {
                 items.0.push(self.key()?.into_ptr());
                 items.0.push(self.item()?.into_ptr());
             }
-            let d = Owned::from_owned(ffi_ext::dict_from_items(&items.0))?;
+            let d = match self.interned() {
+                Some(interned) => interned.dict(&items.0, &mut self.tallies[4])?,
+                None => Owned::from_owned(ffi_ext::dict_from_items(&items.0))?,
+            };
             self.fill(slot, d.as_ptr());
             Some(d)
         }

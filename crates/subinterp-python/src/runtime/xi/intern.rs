@@ -24,6 +24,7 @@ use std::ffi::c_void;
 use pyo3_ffi::{PyObject, Py_hash_t, Py_ssize_t};
 
 use crate::runtime::pyutil;
+use crate::runtime::xi::template;
 use subinterp_rs::owned::Owned;
 
 /// Slots per set: a value may be in any of the [`WAYS`] slots of the set its hash picks.
@@ -48,7 +49,8 @@ pub const TUPLE_MAX_ITEMS: usize = 6;
 const INT_BASE: usize = STR_SLOTS;
 const FLOAT_BASE: usize = INT_BASE + INT_SLOTS;
 const TUPLE_BASE: usize = FLOAT_BASE + FLOAT_SLOTS;
-const SLOTS: usize = TUPLE_BASE + TUPLE_SLOTS;
+const TEMPLATE_BASE: usize = TUPLE_BASE + TUPLE_SLOTS;
+const SLOTS: usize = TEMPLATE_BASE + template::SLOTS;
 
 extern "C" {
     // Where an int keeps its value (csrc/compact_int.c, compiled against this Python's headers).
@@ -577,6 +579,44 @@ impl Interned {
                 }
             }
             t
+        }
+    }
+
+    /// A dict of the `items` (`key, value, key, value, ...`, borrowed; the keys exact `str`s,
+    /// none twice): copied from the interned template of these very keys in this order if
+    /// there is one (see [`template`]), else made item by item, and a template of it interned
+    /// if `tally` finds it worth it. On `None` a Python error is set.
+    ///
+    /// # Safety
+    /// The GIL is held; `items` are alive.
+    pub unsafe fn dict(self, items: &[*mut PyObject], tally: &mut Tally) -> Option<Owned> {
+        // SAFETY: the GIL is held (contract); template slots hold templates or `None`, which
+        // `template::matches` tells apart.
+        unsafe {
+            let n = items.len() / 2;
+            if n == 0 || n > template::MAX_KEYS || !tally.worth_it() {
+                return template::item_by_item(items);
+            }
+            let mut pick = n as u64;
+            for pair in items.chunks_exact(2) {
+                pick = (pick.rotate_left(5) ^ pair[0] as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+            }
+            let mut found = None;
+            let tmpl = self.in_set(
+                TEMPLATE_BASE + set_of(pick, template::SLOTS),
+                tally,
+                |hit| template::matches(hit, items),
+                || {
+                    let d = template::item_by_item(items)?;
+                    let t = template::of(&d, n)?;
+                    found = Some(d);
+                    Some(t)
+                },
+            )?;
+            match found {
+                Some(d) => Some(d),
+                None => template::copy(&tmpl, items),
+            }
         }
     }
 

@@ -1,0 +1,115 @@
+/* Dicts made from a template: a dict whose keys crossed in the same order before is made by
+ * copying the keys table of a template dict (CPython's own PyDict_Copy of a compact table:
+ * one allocation and a copy, no hashing, no probing) and storing the new values in its
+ * entries, instead of inserting each item. The layout of a dict's keys table is CPython's
+ * internal one (pycore_dict.h), compiled by build.rs against the headers of the Python the
+ * extension is built for, never mirrored by hand; each function checks that a dict has the
+ * shape it reads (a combined table of `str` keys, no deleted entries) and refuses any other.
+ *
+ * The caller holds the GIL of the interpreter the dicts belong to. Off (each function
+ * refuses) on free-threaded builds, whose dicts are shared between threads without a GIL,
+ * and where build.rs found that the internal headers do not compile
+ * (SUBINTERP_NO_DICT_TEMPLATE). */
+#define PY_SSIZE_T_CLEAN
+#ifndef SUBINTERP_NO_DICT_TEMPLATE
+/* The internal headers are CPython's own build's: they want its flag from the start. */
+#define Py_BUILD_CORE 1
+#endif
+#include <Python.h>
+
+#if defined(Py_GIL_DISABLED) || defined(SUBINTERP_NO_DICT_TEMPLATE)
+#define TEMPLATES_OFF 1
+#endif
+
+#ifndef TEMPLATES_OFF
+#include "internal/pycore_dict.h"
+
+/* Whether `d` holds its `n` items in a combined table of `str` keys, in entries 0..n. */
+static int plain(PyDictObject *d, Py_ssize_t n) {
+    PyDictKeysObject *keys = d->ma_keys;
+    return d->ma_values == NULL && keys->dk_kind == DICT_KEYS_UNICODE &&
+           keys->dk_nentries == n && d->ma_used == n;
+}
+#endif
+
+/* Whether the exact dict `tmpl` has the keys `items[0], items[2], ... items[2n-2]` (these
+ * very objects), in this order, in the shape `subinterp_dict_from_template` copies. */
+int subinterp_dict_template_matches(PyObject *tmpl, PyObject *const *items, Py_ssize_t n) {
+#ifdef TEMPLATES_OFF
+    (void)tmpl, (void)items, (void)n;
+    return 0;
+#else
+    PyDictObject *d = (PyDictObject *)tmpl;
+    if (!PyDict_CheckExact(tmpl) || !plain(d, n)) {
+        return 0;
+    }
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(d->ma_keys);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (entries[i].me_key != items[2 * i]) {
+            return 0;
+        }
+    }
+    return 1;
+#endif
+}
+
+/* A new dict with the keys of `tmpl` (which `subinterp_dict_template_matches` accepted for
+ * `items`), in its order, and the values `items[1], items[3], ...` (borrowed). NULL with an
+ * error set on failure; NULL without one if the copy is not of the shape expected (the
+ * caller then makes the dict item by item). */
+PyObject *subinterp_dict_from_template(PyObject *tmpl, PyObject *const *items, Py_ssize_t n) {
+#ifdef TEMPLATES_OFF
+    (void)tmpl, (void)items, (void)n;
+    return NULL;
+#else
+    PyObject *copy = PyDict_Copy(tmpl);
+    if (copy == NULL) {
+        return NULL;
+    }
+    if (!plain((PyDictObject *)copy, n)) {
+        Py_DECREF(copy);
+        return NULL;
+    }
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(((PyDictObject *)copy)->ma_keys);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *old = entries[i].me_value;
+        entries[i].me_value = Py_NewRef(items[2 * i + 1]);
+        Py_XDECREF(old);
+    }
+    /* The template's values were None: its copy may be untracked, the new values may be
+     * containers. */
+    if (!PyObject_GC_IsTracked(copy)) {
+        PyObject_GC_Track(copy);
+    }
+    return copy;
+#endif
+}
+
+/* A template of the exact dict `d` of `n` items: a copy whose values are all None (so that
+ * it keeps no value alive), or NULL without an error if `d` is not of the shape templates
+ * have; NULL with an error set on failure. */
+PyObject *subinterp_dict_template(PyObject *d, Py_ssize_t n) {
+#ifdef TEMPLATES_OFF
+    (void)d, (void)n;
+    return NULL;
+#else
+    if (!PyDict_CheckExact(d) || !plain((PyDictObject *)d, n)) {
+        return NULL;
+    }
+    PyObject *tmpl = PyDict_Copy(d);
+    if (tmpl == NULL) {
+        return NULL;
+    }
+    if (!plain((PyDictObject *)tmpl, n)) {
+        Py_DECREF(tmpl);
+        return NULL;
+    }
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(((PyDictObject *)tmpl)->ma_keys);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *old = entries[i].me_value;
+        entries[i].me_value = Py_NewRef(Py_None);
+        Py_XDECREF(old);
+    }
+    return tmpl;
+#endif
+}
