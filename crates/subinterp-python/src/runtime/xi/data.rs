@@ -101,16 +101,14 @@ impl Hasher for AddrHasher {
     }
 }
 
-/// The memo entry of a container met before: its index, and whether it is finished.
-#[derive(Clone, Copy)]
-struct Seen {
-    index: u32,
-    done: bool,
-}
-
 struct Encoder {
     buf: Vec<u8>,
-    memo: HashMap<usize, Seen, BuildHasherDefault<AddrHasher>>,
+    /// The memo index of each container met (by address).
+    memo: HashMap<usize, u32, BuildHasherDefault<AddrHasher>>,
+    /// By memo index: whether that container is finished (or open: see [`Encoder::seen`]).
+    done: Vec<bool>,
+    /// How many memo entries to make room for at the first: the top container's items.
+    memo_hint: usize,
     max: usize,
     /// Every container gets a memo entry (see [`encode_canonical`]).
     canonical: bool,
@@ -151,10 +149,13 @@ unsafe fn encode_with(obj: *mut PyObject, canonical: bool) -> Result<Vec<u8>, En
     let mut buf = Vec::new();
     // SAFETY: the GIL is held and `obj` alive (contract). Never more than the bound (beyond
     // it, `room` must see every byte), and a failed allocation only starts it smaller.
-    let _ = buf.try_reserve(unsafe { first_capacity(obj) }.min(max));
+    let first = unsafe { first_capacity(obj) };
+    let _ = buf.try_reserve(first.min(max));
     let mut enc = Encoder {
         buf,
         memo: HashMap::default(),
+        done: Vec::new(),
+        memo_hint: first / 16,
         max,
         canonical,
     };
@@ -298,35 +299,39 @@ impl Encoder {
     }
 
     /// Records a container met for the first time (`open`: it may be referenced before it is
-    /// finished, as the receiver makes it before its items); `Some(Err)` if it was met before
-    /// and is not finished nor open, `Some(Ok)` when a memo reference was written.
+    /// finished, as the receiver makes it before its items): `Ok` with its memo index. `Err`
+    /// if it was met before: `Err(Ok)` when a memo reference was written, `Err(Err)` if it is
+    /// neither finished nor open.
     #[inline]
-    fn seen(&mut self, obj: *mut PyObject, open: bool) -> Option<Result<(), EncodeError>> {
-        let next = self.memo.len() as u32;
+    fn seen(&mut self, obj: *mut PyObject, open: bool) -> Result<u32, Result<(), EncodeError>> {
+        let next = self.done.len() as u32;
+        if self.memo.is_empty() {
+            // The items of a container shared with the caller (records kept in a list of
+            // their own too) usually all are: room for as many as the top container holds
+            // saves the table's regrowths (a failed allocation only leaves them).
+            let _ = self.memo.try_reserve(self.memo_hint.clamp(16, 1 << 16));
+        }
         match self.memo.entry(obj as usize) {
             std::collections::hash_map::Entry::Occupied(e) => {
-                let seen = *e.get();
-                if !seen.done {
-                    return Some(Err(EncodeError::Unsupported));
+                let index = *e.get();
+                if !self.done[index as usize] {
+                    return Err(Err(EncodeError::Unsupported));
                 }
-                Some(self.tag_len(MEMO, seen.index as usize))
+                Err(self.tag_len(MEMO, index as usize))
             }
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Seen {
-                    index: next,
-                    done: open,
-                });
-                None
+                e.insert(next);
+                self.done.push(open);
+                Ok(next)
             }
         }
     }
 
-    /// Marks an immutable container finished (a later reference may use the memo).
+    /// Marks the container of memo index `index` finished (a later reference may use the
+    /// memo).
     #[inline]
-    fn finished(&mut self, obj: *mut PyObject) {
-        if let Some(s) = self.memo.get_mut(&(obj as usize)) {
-            s.done = true;
-        }
+    fn finished(&mut self, index: u32) {
+        self.done[index as usize] = true;
     }
 
     /// Anything but a `str`, a one-digit `int` or a `float` (which [`Encoder::item`] writes).
@@ -380,11 +385,12 @@ impl Encoder {
                     return self.container(obj, tp, depth + 1, UNMEMO);
                 }
                 // Lists are made before their items: a cycle back to one is fine.
-                if let Some(done) = self.seen(obj, tp == &raw mut pyo3_ffi::PyList_Type) {
-                    return done;
-                }
+                let index = match self.seen(obj, tp == &raw mut pyo3_ffi::PyList_Type) {
+                    Ok(index) => index,
+                    Err(met) => return met,
+                };
                 self.container(obj, tp, depth + 1, 0)?;
-                self.finished(obj);
+                self.finished(index);
                 return Ok(());
             }
             if tp == &raw mut pyo3_ffi::PyComplex_Type {
@@ -587,10 +593,12 @@ impl Encoder {
         unsafe {
             let once = self.once(obj);
             let unmemo = if once { UNMEMO } else { 0 };
-            let (start, index) = (self.buf.len(), self.memo.len());
+            let (start, index) = (self.buf.len(), self.done.len());
+            let mut own = None;
             if !once {
-                if let Some(done) = self.seen(obj, false) {
-                    return done;
+                match self.seen(obj, false) {
+                    Ok(i) => own = Some(i),
+                    Err(met) => return met,
                 }
             }
             if !self.dict(obj, true, depth, unmemo)? {
@@ -598,16 +606,17 @@ impl Encoder {
                 // own stays, now open: it may be referenced before it is done).
                 self.buf.truncate(start);
                 let keep = if once { index } else { index + 1 };
-                if self.memo.len() > keep {
-                    self.memo.retain(|_, s| (s.index as usize) < keep);
+                if self.done.len() > keep {
+                    self.memo.retain(|_, i| (*i as usize) < keep);
+                    self.done.truncate(keep);
                 }
-                if !once {
-                    self.finished(obj);
+                if let Some(i) = own {
+                    self.finished(i);
                 }
                 self.dict(obj, false, depth, unmemo)?;
             }
-            if !once {
-                self.finished(obj);
+            if let Some(i) = own {
+                self.finished(i);
             }
             Ok(())
         }
@@ -929,8 +938,8 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// An item of a container: the common scalars (one-digit `int`, `float`, ASCII `str`) at
-    /// once, anything else through [`Decoder::object`].
+    /// An item of a container: the common scalars (one-digit `int`, `float`, ASCII `str`) and
+    /// tuples at once, anything else through [`Decoder::object`].
     ///
     /// # Safety
     /// The GIL is held. On `None` a Python error is set.
@@ -946,6 +955,10 @@ impl<'a> Decoder<'a> {
                 if tag == STR_ASCII {
                     self.pos += 1;
                     return self.str(STR_ASCII);
+                }
+                if tag & !UNMEMO == TUPLE {
+                    self.pos += 1;
+                    return self.tuple(tag & UNMEMO == 0);
                 }
             }
             self.object()
