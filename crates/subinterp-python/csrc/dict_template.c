@@ -16,6 +16,7 @@
 #define Py_BUILD_CORE 1
 #endif
 #include <Python.h>
+#include <stddef.h>
 
 #if defined(Py_GIL_DISABLED) || defined(SUBINTERP_NO_DICT_TEMPLATE)
 #define TEMPLATES_OFF 1
@@ -32,29 +33,32 @@ static int plain(PyDictObject *d, Py_ssize_t n) {
 }
 #endif
 
-/* Whether the exact dict `tmpl` has the keys `items[0], items[2], ... items[2n-2]` (these
- * very objects), in this order, in the shape `subinterp_dict_from_template` copies. */
-int subinterp_dict_template_matches(PyObject *tmpl, PyObject *const *items, Py_ssize_t n) {
+/* Where the entries of the exact dict `d` of `n` items are, when it is of the shape
+ * templates have (else NULL): entry `i`'s key is the `PyObject *` at
+ * `entries + i * subinterp_dict_entry_size + subinterp_dict_entry_key`. The caller keeps `d`
+ * alive and unchanged while it reads them. */
 #ifdef TEMPLATES_OFF
-    (void)tmpl, (void)items, (void)n;
-    return 0;
+const size_t subinterp_dict_entry_size = 0;
+const size_t subinterp_dict_entry_key = 0;
 #else
-    PyDictObject *d = (PyDictObject *)tmpl;
-    if (!PyDict_CheckExact(tmpl) || !plain(d, n)) {
-        return 0;
+const size_t subinterp_dict_entry_size = sizeof(PyDictUnicodeEntry);
+const size_t subinterp_dict_entry_key = offsetof(PyDictUnicodeEntry, me_key);
+#endif
+
+const char *subinterp_dict_entries(PyObject *d, Py_ssize_t n) {
+#ifdef TEMPLATES_OFF
+    (void)d, (void)n;
+    return NULL;
+#else
+    if (!PyDict_CheckExact(d) || !plain((PyDictObject *)d, n)) {
+        return NULL;
     }
-    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(d->ma_keys);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (entries[i].me_key != items[2 * i]) {
-            return 0;
-        }
-    }
-    return 1;
+    return (const char *)DK_UNICODE_ENTRIES(((PyDictObject *)d)->ma_keys);
 #endif
 }
 
-/* A new dict with the keys of `tmpl` (which `subinterp_dict_template_matches` accepted for
- * `items`), in its order, and the values `items[1], items[3], ...` (borrowed). NULL with an
+/* A new dict with the keys of `tmpl` (which are `items[0], items[2], ...`: the caller
+ * checked), in its order, and the values `items[1], items[3], ...` (borrowed). NULL with an
  * error set on failure; NULL without one if the copy is not of the shape expected (the
  * caller then makes the dict item by item). */
 PyObject *subinterp_dict_from_template(PyObject *tmpl, PyObject *const *items, Py_ssize_t n) {

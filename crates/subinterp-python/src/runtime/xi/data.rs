@@ -1214,31 +1214,60 @@ impl<'a> Decoder<'a> {
             }
         }
         // SAFETY: the GIL is held. `items` keeps every key and value alive until the dict holds
-        // its own references.
+        // its own references; a key taken from the followed template is a new reference too.
         unsafe {
             let slot = self.reserve(memo);
-            let mut items = Refs(Vec::with_capacity(2 * n as usize));
-            for _ in 0..n {
-                items.0.push(self.key()?.into_ptr());
+            let n = n as usize;
+            let mut items = Refs(Vec::with_capacity(2 * n));
+            let interned = self.interned();
+            let (mut guide, mut first_hash, mut short) = (None, 0, true);
+            for i in 0..n {
+                let (tag, b, hash) = self.key_parts()?;
+                short &= b.len() <= intern::STR_MAX_BYTES;
+                let kind = str_kind(tag);
+                if i == 0 {
+                    first_hash = hash;
+                    if let Some(interned) = interned {
+                        guide = interned.template(n, kind, b, hash, &self.tallies[4]);
+                    }
+                }
+                let key = if let Some(key) = guide.as_ref().and_then(|g| g.key(i, kind, b, hash)) {
+                    pyo3_ffi::Py_NewRef(key)
+                } else {
+                    guide = None;
+                    self.new_str(tag, b, Some(hash))?.into_ptr()
+                };
+                items.0.push(key);
                 items.0.push(self.item()?.into_ptr());
             }
-            let d = match self.interned() {
-                Some(interned) => interned.dict(&items.0, &mut self.tallies[4])?,
-                None => Owned::from_owned(ffi_ext::dict_from_items(&items.0))?,
+            let d = match (&guide, interned) {
+                (Some(guide), _) => {
+                    Interned::template_used(&mut self.tallies[4]);
+                    guide.copy(&items.0)?
+                }
+                (None, None) => Owned::from_owned(ffi_ext::dict_from_items(&items.0))?,
+                (None, Some(interned)) => {
+                    let d = Owned::from_owned(ffi_ext::dict_from_items(&items.0))?;
+                    // A template holds its keys: only short ones, as interned strings are.
+                    if short {
+                        interned.add_template(&d, n, first_hash, &mut self.tallies[4])?;
+                    }
+                    d
+                }
             };
             self.fill(slot, d.as_ptr());
             Some(d)
         }
     }
 
-    /// A key of a dict with `str` keys, with its hash: interned (see [`intern`]), so a key
-    /// that crosses again is the same `str`.
+    /// A key of a dict with `str` keys: its tag, code units and hash (the sender's `hash()`
+    /// of it). On `None` a Python error is set.
     ///
     /// # Safety
-    /// The GIL is held. On `None` a Python error is set.
+    /// The GIL is held.
     #[inline]
-    unsafe fn key(&mut self) -> Option<Owned> {
-        // SAFETY: the GIL is held (contract).
+    unsafe fn key_parts(&mut self) -> Option<(u8, &'a [u8], Py_hash_t)> {
+        // SAFETY: the GIL is held (contract), as `malformed` needs.
         unsafe {
             let Some(tag @ (STR_ASCII | STR1 | STR2 | STR4)) = self.byte() else {
                 return malformed();
@@ -1249,7 +1278,7 @@ impl<'a> Decoder<'a> {
             let Some(h) = self.eight().map(Py_hash_t::from_le_bytes) else {
                 return malformed();
             };
-            self.new_str(tag, b, Some(h))
+            Some((tag, b, h))
         }
     }
 

@@ -189,6 +189,12 @@ pub unsafe fn new_str(kind: Kind, b: &[u8]) -> Option<Owned> {
     }
 }
 
+/// What picks the template set of a dict of `n` keys whose first key has hash `hash`.
+#[inline]
+fn template_pick(n: usize, hash: Py_hash_t) -> u64 {
+    (hash as u64 ^ (n as u64).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// The first slot (from a kind's base) of the set of `slots` slots that the well-mixed `hash`
 /// picks: its high bits.
 #[inline]
@@ -280,7 +286,7 @@ pub unsafe fn copy_bytes(src: &[u8], dst: *mut u8) {
 /// Whether `a` and `b` hold the same bytes: short runs compared inline, as [`copy_bytes`]
 /// copies them.
 #[inline]
-fn same_bytes(left: &[u8], right: &[u8]) -> bool {
+pub fn same_bytes(left: &[u8], right: &[u8]) -> bool {
     let len = left.len();
     if len != right.len() {
         return false;
@@ -361,7 +367,7 @@ impl Tally {
 
     /// Whether to look the next one up.
     #[inline]
-    fn worth_it(self) -> bool {
+    pub fn worth_it(self) -> bool {
         self.misses < Self::TRIAL || self.misses / 8 <= self.hits
     }
 }
@@ -582,42 +588,72 @@ impl Interned {
         }
     }
 
-    /// A dict of the `items` (`key, value, key, value, ...`, borrowed; the keys exact `str`s,
-    /// none twice): copied from the interned template of these very keys in this order if
-    /// there is one (see [`template`]), else made item by item, and a template of it interned
-    /// if `tally` finds it worth it. On `None` a Python error is set.
+    /// The interned template for a dict of `n` keys whose first key is the `str` of kind
+    /// `kind`, code units `b` and hash `hash`, to follow as the other keys are read; `None`
+    /// if there is none (or `tally` finds looking no longer worth it: then no template is
+    /// made either).
     ///
     /// # Safety
-    /// The GIL is held; `items` are alive.
-    pub unsafe fn dict(self, items: &[*mut PyObject], tally: &mut Tally) -> Option<Owned> {
-        // SAFETY: the GIL is held (contract); template slots hold templates or `None`, which
-        // `template::matches` tells apart.
+    /// The GIL is held.
+    pub unsafe fn template(
+        self,
+        n: usize,
+        kind: Kind,
+        b: &[u8],
+        hash: Py_hash_t,
+        tally: &Tally,
+    ) -> Option<template::Guide> {
+        if n == 0 || n > template::MAX_KEYS || !tally.worth_it() {
+            return None;
+        }
+        let set = TEMPLATE_BASE + set_of(template_pick(n, hash), template::SLOTS);
+        // SAFETY: the GIL is held; template slots hold templates or `None`, which
+        // `Guide::new` tells apart.
         unsafe {
-            let n = items.len() / 2;
-            if n == 0 || n > template::MAX_KEYS || !tally.worth_it() {
-                return template::item_by_item(items);
-            }
-            let mut pick = n as u64;
-            for pair in items.chunks_exact(2) {
-                pick = (pick.rotate_left(5) ^ pair[0] as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-            }
-            let mut found = None;
-            let tmpl = self.in_set(
-                TEMPLATE_BASE + set_of(pick, template::SLOTS),
-                tally,
-                |hit| template::matches(hit, items),
-                || {
-                    let d = template::item_by_item(items)?;
-                    let t = template::of(&d, n)?;
-                    found = Some(d);
-                    Some(t)
-                },
-            )?;
-            match found {
-                Some(d) => Some(d),
-                None => template::copy(&tmpl, items),
+            for i in set..set + WAYS {
+                if let Some(guide) = template::Guide::new(self.get(i), n) {
+                    if guide.key(0, kind, b, hash).is_some() {
+                        self.to_front(set, i);
+                        return Some(guide);
+                    }
+                }
             }
         }
+        None
+    }
+
+    /// Interns a template of the dict `d` of `n` items whose first key has hash `hash`, after
+    /// [`Interned::template`] found none (counted as a miss in `tally`, as a followed template
+    /// is counted a hit by [`Interned::template_used`]). On `None` a Python error is set.
+    ///
+    /// # Safety
+    /// The GIL is held; `d` is an exact dict of `n` items, its keys exact `str`s.
+    pub unsafe fn add_template(
+        self,
+        d: &Owned,
+        n: usize,
+        hash: Py_hash_t,
+        tally: &mut Tally,
+    ) -> Option<()> {
+        if n == 0 || n > template::MAX_KEYS || !tally.worth_it() {
+            return Some(());
+        }
+        tally.misses += 1;
+        // SAFETY: the GIL is held (contract).
+        unsafe {
+            let t = template::of(d, n)?;
+            self.insert(
+                TEMPLATE_BASE + set_of(template_pick(n, hash), template::SLOTS),
+                &t,
+                tally,
+            );
+        }
+        Some(())
+    }
+
+    /// Counts a template followed to the end in `tally`.
+    pub fn template_used(tally: &mut Tally) {
+        tally.hits += 1;
     }
 
     /// The object in the set of [`WAYS`] slots from `set` that `same` says is the one wanted,
@@ -657,12 +693,37 @@ impl Interned {
             }
             tally.misses += 1;
             let obj = make()?;
+            self.insert_at(set, empty, &obj, tally);
+            Some(obj)
+        }
+    }
+
+    /// Puts `obj` in the set from `set` after a miss: in its first empty slot, else in the
+    /// last one (every [`FRONT_EVERY`]th miss of `tally` moved first).
+    ///
+    /// # Safety
+    /// The GIL is held; `set + WAYS <= SLOTS`.
+    unsafe fn insert(self, set: usize, obj: &Owned, tally: &Tally) {
+        // SAFETY: as this function's contract.
+        unsafe {
+            let empty = (set..set + WAYS).find(|&i| self.get(i) == pyo3_ffi::Py_None());
+            self.insert_at(set, empty, obj, tally);
+        }
+    }
+
+    /// [`Interned::insert`] with the set's first empty slot known.
+    ///
+    /// # Safety
+    /// As [`Interned::insert`]; `empty` is the set's first empty slot, if any.
+    #[inline]
+    unsafe fn insert_at(self, set: usize, empty: Option<usize>, obj: &Owned, tally: &Tally) {
+        // SAFETY: as this function's contract.
+        unsafe {
             let last = set + WAYS - 1;
             self.put(empty.unwrap_or(last), obj.as_ptr());
             if empty.is_none() && tally.misses % FRONT_EVERY == 0 {
                 self.to_front(set, last);
             }
-            Some(obj)
         }
     }
 
