@@ -20,9 +20,10 @@ use subinterp_rs::ffi_ext;
 use subinterp_rs::owned::Owned;
 
 /// Template slots (in sets of [`super::intern::WAYS`]).
-pub const SLOTS: usize = 32;
+pub const SLOTS: usize = 16;
 /// Dicts of more keys than this have no template. A template of `n` keys holds CPython's
-/// table for them: about 35 bytes a key, so at most about 2.3 MiB in all.
+/// table for them (about 35 bytes a key) and the keys (`str`s of at most 64 bytes of text,
+/// usually interned anyway): at most about 5 MiB in all, only for dicts that crossed.
 pub const MAX_KEYS: usize = 2048;
 
 extern "C" {
