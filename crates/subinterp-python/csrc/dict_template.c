@@ -57,16 +57,13 @@ const char *subinterp_dict_entries(PyObject *d, Py_ssize_t n) {
 #endif
 }
 
-/* A new dict with the keys of `tmpl` (which are `items[0], items[2], ...`: the caller
- * checked), in its order, and the values `items[1], items[3], ...` (borrowed). NULL with an
- * error set on failure; NULL without one if the copy is not of the shape expected (the
- * caller then makes the dict item by item). */
-PyObject *subinterp_dict_from_template(PyObject *tmpl, PyObject *const *items, Py_ssize_t n) {
-#ifdef TEMPLATES_OFF
-    (void)tmpl, (void)items, (void)n;
-    return NULL;
-#else
-    PyObject *copy = PyDict_Copy(tmpl);
+#ifndef TEMPLATES_OFF
+/* A copy of the dict `src` of `n` items, of the shape templates have, whose value `i` is
+ * `values[i * step]` (borrowed), or None where `values` is NULL. NULL with an error set on
+ * failure; NULL without one if the copy is not of that shape. */
+static PyObject *copy_with_values(PyObject *src, Py_ssize_t n, PyObject *const *values,
+                                  Py_ssize_t step) {
+    PyObject *copy = PyDict_Copy(src);
     if (copy == NULL) {
         return NULL;
     }
@@ -77,12 +74,26 @@ PyObject *subinterp_dict_from_template(PyObject *tmpl, PyObject *const *items, P
     PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(((PyDictObject *)copy)->ma_keys);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *old = entries[i].me_value;
-        entries[i].me_value = Py_NewRef(items[2 * i + 1]);
+        entries[i].me_value = Py_NewRef(values == NULL ? Py_None : values[i * step]);
         Py_XDECREF(old);
     }
+    return copy;
+}
+#endif
+
+/* A new dict with the keys of `tmpl` (which are `items[0], items[2], ...`: the caller
+ * checked), in its order, and the values `items[1], items[3], ...` (borrowed). NULL with an
+ * error set on failure; NULL without one if the copy is not of the shape expected (the
+ * caller then makes the dict item by item). */
+PyObject *subinterp_dict_from_template(PyObject *tmpl, PyObject *const *items, Py_ssize_t n) {
+#ifdef TEMPLATES_OFF
+    (void)tmpl, (void)items, (void)n;
+    return NULL;
+#else
+    PyObject *copy = copy_with_values(tmpl, n, items + 1, 2);
     /* The template's values were None: its copy may be untracked, the new values may be
      * containers. */
-    if (!PyObject_GC_IsTracked(copy)) {
+    if (copy != NULL && !PyObject_GC_IsTracked(copy)) {
         PyObject_GC_Track(copy);
     }
     return copy;
@@ -100,20 +111,6 @@ PyObject *subinterp_dict_template(PyObject *d, Py_ssize_t n) {
     if (!PyDict_CheckExact(d) || !plain((PyDictObject *)d, n)) {
         return NULL;
     }
-    PyObject *tmpl = PyDict_Copy(d);
-    if (tmpl == NULL) {
-        return NULL;
-    }
-    if (!plain((PyDictObject *)tmpl, n)) {
-        Py_DECREF(tmpl);
-        return NULL;
-    }
-    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(((PyDictObject *)tmpl)->ma_keys);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *old = entries[i].me_value;
-        entries[i].me_value = Py_NewRef(Py_None);
-        Py_XDECREF(old);
-    }
-    return tmpl;
+    return copy_with_values(d, n, NULL, 0);
 #endif
 }
