@@ -310,3 +310,58 @@ def test_dict_templates_never_change_what_crosses(si: Subinterpreter, rows: list
         assert sc.float_bits_deep([list(r.values()) for r in back]) == sc.float_bits_deep(
             [list(r.values()) for r in rows]
         )
+
+
+# List templates (runtime/xi/intern.rs): a list of scalars and small tuples of them that
+# crosses again is read against the items it had last time, each equal one taken as is.
+LIST_MAX_ITEMS = 2048
+
+
+def test_a_list_that_crosses_again_is_a_new_list_of_the_same_items(si: Subinterpreter) -> None:
+    rows = [(i, f"row {i}", i / 4, None) for i in range(1500)]
+    si.call(sc.items_as_last_time, [])
+    reused = [sum(si.call(sc.items_as_last_time, rows)) for _ in range(6)]
+    assert reused[-1] == len(rows), reused
+    # The receiver changes the list it got; the next crossing is as sent.
+    for _ in range(3):
+        assert si.call(sc.mutate, list(rows[:5])) == [*rows[:5], "inside"]
+        assert si.call(sc.identity, rows) == rows
+
+
+def test_lists_that_changed_since_they_crossed_arrive_as_sent(si: Subinterpreter) -> None:
+    base: list[Any] = [(i, f"c{i}", float(i)) for i in range(300)]
+    variants: list[list[Any]] = [
+        base,
+        [*base[:150], (-1, "changed", -1.0), *base[151:]],  # one item
+        [(i, f"c{i}", float(i) + 0.5) for i in range(300)],  # every float
+        [base[0], *[x[0] for x in base[1:]]],  # same first item, then ints
+        base[::-1],
+        [*base[:-1], (1, 2, 3, 4, 5, 6, 7)],  # a tuple too long to intern
+        [*base[:-1], [1]],  # a mutable item
+        base,
+    ]
+    for _ in range(2):
+        for v in variants:
+            assert si.call(sc.float_bits_deep, v) == sc.float_bits_deep(v)
+            back = si.call(sc.identity, v)
+            assert back == v and sc.float_bits_deep(back) == sc.float_bits_deep(v)
+
+
+def test_shared_tuples_in_a_followed_list_stay_shared(si: Subinterpreter) -> None:
+    t, u = (1000, "t"), (2000, "u")
+    value = [t, u, t, (3000, "v"), u]
+    for _ in range(4):
+        back = si.call(sc.identity, value)
+        assert back == value
+        assert back[0] is back[2] and back[1] is back[4]
+    many = [(i, "x") for i in range(LIST_MAX_ITEMS + 1)]  # too long for a template
+    for _ in range(2):
+        assert si.call(sc.identity, many) == many
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_small_tuple | _scalar | st.none() | st.booleans(), min_size=1, max_size=12))
+def test_list_templates_never_change_what_crosses(si: Subinterpreter, xs: list[Any]) -> None:
+    for v in (xs, xs, xs[::-1], xs):
+        back = si.call(sc.identity, v)
+        assert sc.float_bits_deep(back) == sc.float_bits_deep(v)

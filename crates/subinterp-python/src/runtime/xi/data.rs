@@ -714,9 +714,9 @@ struct Decoder<'a> {
     memo: Vec<*mut PyObject>,
     /// The interpreter's interned scalars, once looked up (`Some(None)`: there are none).
     interned: Option<Option<Interned>>,
-    /// How interning goes in this decoding, for `str`, `int`, `float`, tuples and dict
-    /// templates.
-    tallies: [Tally; 5],
+    /// How interning goes in this decoding, for `str`, `int`, `float`, tuples, dict
+    /// templates and list templates.
+    tallies: [Tally; 6],
 }
 
 /// Rebuilds what [`encode`] wrote, in the current interpreter.
@@ -730,7 +730,7 @@ pub unsafe fn decode(data: &[u8]) -> Option<Owned> {
         pos: 0,
         memo: Vec::new(),
         interned: None,
-        tallies: [Tally::default(); 5],
+        tallies: [Tally::default(); 6],
     };
     // SAFETY: the GIL is held (contract).
     unsafe {
@@ -770,6 +770,19 @@ fn str_tag(kind: Kind) -> u8 {
 
 /// The text kind of a `str` tag.
 #[inline]
+/// The varint at `at` of `data`, and how many bytes it takes (`None`: malformed or cut).
+fn varint_at(data: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut n: usize = 0;
+    for k in 0..10 {
+        let b = *data.get(at + k)?;
+        n |= usize::from(b & 0x7F).checked_shl(7 * k as u32)?;
+        if b < 0x80 {
+            return Some((n, k + 1));
+        }
+    }
+    None
+}
+
 fn str_kind(tag: u8) -> Kind {
     match tag {
         STR_ASCII => Kind {
@@ -1162,11 +1175,103 @@ impl<'a> Decoder<'a> {
             if memo {
                 self.memo.push(l.as_ptr());
             }
+            let interned = self.interned();
+            let guide = match interned {
+                Some(interned) => interned.list_template(
+                    n as usize,
+                    |first| self.same_len(first, self.pos, true).is_some(),
+                    &self.tallies[5],
+                ),
+                None => None,
+            };
+            let mut missed = 0;
             for i in 0..n {
-                let item = self.item()?;
-                pyo3_ffi::PyList_SET_ITEM(l.as_ptr(), i, item.into_ptr());
+                let followed = guide.as_ref().and_then(|g| {
+                    let obj = pyo3_ffi::PyTuple_GET_ITEM(g.as_ptr(), i);
+                    self.same_len(obj, self.pos, true).map(|len| (obj, len))
+                });
+                let item = if let Some((obj, len)) = followed {
+                    if self.data[self.pos] == TUPLE {
+                        // A tuple with a memo entry (referenced elsewhere too): its entry is
+                        // this object, as when it is decoded.
+                        self.memo.push(obj);
+                    }
+                    self.pos += len;
+                    pyo3_ffi::Py_NewRef(obj)
+                } else {
+                    missed += 1;
+                    self.item()?.into_ptr()
+                };
+                pyo3_ffi::PyList_SET_ITEM(l.as_ptr(), i, item);
+            }
+            if let Some(interned) = interned {
+                if guide.is_some() && missed <= n / 8 {
+                    Interned::template_used(&mut self.tallies[5]);
+                } else {
+                    interned.add_list_template(&l, &mut self.tallies[5])?;
+                }
             }
             Some(l)
+        }
+    }
+
+    /// If the item encoded at `at` is `obj` (equal, and of a kind interning keeps: a scalar,
+    /// `None`, a bool, or with `tuples` a tuple of these), the number of bytes its encoding
+    /// takes. Reads only: nothing is decoded or made (a tuple's memo entry is the caller's).
+    ///
+    /// # Safety
+    /// The GIL is held; `obj` is alive.
+    unsafe fn same_len(&self, obj: *mut PyObject, at: usize, tuples: bool) -> Option<usize> {
+        // SAFETY: the GIL is held; each read of `obj` is of the exact type compared.
+        unsafe {
+            let tag = *self.data.get(at)?;
+            let tp = pyo3_ffi::Py_TYPE(obj);
+            match tag {
+                NONE => (obj == pyo3_ffi::Py_None()).then_some(1),
+                TRUE => (obj == pyo3_ffi::Py_True()).then_some(1),
+                FALSE => (obj == pyo3_ffi::Py_False()).then_some(1),
+                INT | FLOAT => {
+                    let b: [u8; 8] = self.data.get(at + 1..at + 9)?.try_into().ok()?;
+                    let same = if tag == INT {
+                        tp == &raw mut pyo3_ffi::PyLong_Type
+                            && compact_int(obj) == Some(i64::from_le_bytes(b))
+                    } else {
+                        tp == &raw mut pyo3_ffi::PyFloat_Type
+                            && pyo3_ffi::PyFloat_AS_DOUBLE(obj).to_bits() == u64::from_le_bytes(b)
+                    };
+                    same.then_some(9)
+                }
+                STR_ASCII | STR1 | STR2 | STR4 => {
+                    if tp != &raw mut pyo3_ffi::PyUnicode_Type {
+                        return None;
+                    }
+                    let (len, k) = varint_at(self.data, at + 1)?;
+                    let kind = str_kind(tag);
+                    let size = len.checked_mul(kind.width)?;
+                    let text = self.data.get(at + 1 + k..(at + 1 + k).checked_add(size)?)?;
+                    let (have, _, data) = str_parts(obj);
+                    (have == kind && intern::same_bytes(data, text)).then_some(1 + k + size)
+                }
+                EMPTY_TUPLE => (tp == &raw mut pyo3_ffi::PyTuple_Type
+                    && pyo3_ffi::PyTuple_GET_SIZE(obj) == 0)
+                    .then_some(1),
+                _ if tuples && tag & !UNMEMO == TUPLE => {
+                    if tp != &raw mut pyo3_ffi::PyTuple_Type {
+                        return None;
+                    }
+                    let (m, k) = varint_at(self.data, at + 1)?;
+                    if pyo3_ffi::PyTuple_GET_SIZE(obj) != m as Py_ssize_t {
+                        return None;
+                    }
+                    let mut len = 1 + k;
+                    for j in 0..m {
+                        let item = pyo3_ffi::PyTuple_GET_ITEM(obj, j as Py_ssize_t);
+                        len += self.same_len(item, at + len, false)?;
+                    }
+                    Some(len)
+                }
+                _ => None,
+            }
         }
     }
 

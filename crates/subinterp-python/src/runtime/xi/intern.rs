@@ -43,6 +43,8 @@ pub const INT_SLOTS: usize = 4096;
 pub const FLOAT_SLOTS: usize = 4096;
 /// Tuple slots, in sets picked by the objects a tuple holds.
 pub const TUPLE_SLOTS: usize = 4096;
+/// Lists of more items than this have no template (see [`Interned::list_template`]).
+pub const LIST_MAX_ITEMS: usize = 2048;
 /// Tuples of more items than this are not interned.
 pub const TUPLE_MAX_ITEMS: usize = 6;
 
@@ -50,7 +52,8 @@ const INT_BASE: usize = STR_SLOTS;
 const FLOAT_BASE: usize = INT_BASE + INT_SLOTS;
 const TUPLE_BASE: usize = FLOAT_BASE + FLOAT_SLOTS;
 const TEMPLATE_BASE: usize = TUPLE_BASE + TUPLE_SLOTS;
-const SLOTS: usize = TEMPLATE_BASE + template::SLOTS;
+const LIST_BASE: usize = TEMPLATE_BASE + template::SLOTS;
+const SLOTS: usize = LIST_BASE + WAYS;
 
 extern "C" {
     // Where an int keeps its value (csrc/compact_int.c, compiled against this Python's headers).
@@ -647,6 +650,71 @@ impl Interned {
                 &t,
                 tally,
             );
+        }
+        Some(())
+    }
+
+    /// The items of a list of `n` that crossed before (a tuple of them), whose first item
+    /// `first` says is the first item of the list now read: the list now read is followed
+    /// item by item against it, each item found equal taken as is. One set of [`WAYS`]
+    /// slots, kept for lists of up to [`LIST_MAX_ITEMS`] items of the kinds interning keeps
+    /// (scalars and small tuples of them: immutable, so one object may stand for each equal
+    /// item); `None` if there is none (or `tally` finds looking no longer worth it).
+    ///
+    /// # Safety
+    /// The GIL is held; `first` only reads the object it is given.
+    pub unsafe fn list_template(
+        self,
+        n: usize,
+        first: impl Fn(*mut PyObject) -> bool,
+        tally: &Tally,
+    ) -> Option<Owned> {
+        if n == 0 || n > LIST_MAX_ITEMS || !tally.worth_it() {
+            return None;
+        }
+        // SAFETY: the GIL is held; list template slots hold tuples or `None`.
+        unsafe {
+            for i in LIST_BASE..LIST_BASE + WAYS {
+                let t = self.get(i);
+                if pyo3_ffi::Py_TYPE(t) == &raw mut pyo3_ffi::PyTuple_Type
+                    && pyo3_ffi::PyTuple_GET_SIZE(t) == n as Py_ssize_t
+                    && first(pyo3_ffi::PyTuple_GET_ITEM(t, 0))
+                {
+                    self.to_front(LIST_BASE, i);
+                    return Some(Owned::from_borrowed(std::ptr::NonNull::new_unchecked(t)));
+                }
+            }
+        }
+        None
+    }
+
+    /// Keeps the items of the list `l` (a tuple of them) for [`Interned::list_template`] if
+    /// they all are of the kinds interning keeps and `tally` finds it worth it (counted as
+    /// a miss). On `None` a Python error is set.
+    ///
+    /// # Safety
+    /// The GIL is held; `l` is an exact list that nothing else holds yet.
+    pub unsafe fn add_list_template(self, l: &Owned, tally: &mut Tally) -> Option<()> {
+        // SAFETY: the GIL is held; `l`'s items are read by index below its size.
+        unsafe {
+            let n = pyo3_ffi::PyList_GET_SIZE(l.as_ptr());
+            if n == 0 || n as usize > LIST_MAX_ITEMS || !tally.worth_it() {
+                return Some(());
+            }
+            let keepable = (0..n).all(|i| {
+                let item = pyo3_ffi::PyList_GET_ITEM(l.as_ptr(), i);
+                is_atom(item)
+                    || (pyo3_ffi::Py_TYPE(item) == &raw mut pyo3_ffi::PyTuple_Type
+                        && pyo3_ffi::PyTuple_GET_SIZE(item) as usize <= TUPLE_MAX_ITEMS
+                        && (0..pyo3_ffi::PyTuple_GET_SIZE(item))
+                            .all(|j| is_atom(pyo3_ffi::PyTuple_GET_ITEM(item, j))))
+            });
+            if !keepable {
+                return Some(());
+            }
+            tally.misses += 1;
+            let t = Owned::from_owned(pyo3_ffi::PyList_AsTuple(l.as_ptr()))?;
+            self.insert(LIST_BASE, &t, tally);
         }
         Some(())
     }
