@@ -31,6 +31,11 @@ static int plain(PyDictObject *d, Py_ssize_t n) {
     return d->ma_values == NULL && keys->dk_kind == DICT_KEYS_UNICODE &&
            keys->dk_nentries == n && d->ma_used == n;
 }
+
+/* Whether `obj` is an exact dict of that shape. */
+static int plain_dict(PyObject *obj, Py_ssize_t n) {
+    return PyDict_CheckExact(obj) && plain((PyDictObject *)obj, n);
+}
 #endif
 
 /* Where the entries of the exact dict `d` of `n` items are, when it is of the shape
@@ -50,10 +55,8 @@ const char *subinterp_dict_entries(PyObject *d, Py_ssize_t n) {
     (void)d, (void)n;
     return NULL;
 #else
-    if (!PyDict_CheckExact(d) || !plain((PyDictObject *)d, n)) {
-        return NULL;
-    }
-    return (const char *)DK_UNICODE_ENTRIES(((PyDictObject *)d)->ma_keys);
+    return plain_dict(d, n) ? (const char *)DK_UNICODE_ENTRIES(((PyDictObject *)d)->ma_keys)
+                            : NULL;
 #endif
 }
 
@@ -108,9 +111,6 @@ PyObject *subinterp_dict_template(PyObject *d, Py_ssize_t n) {
     (void)d, (void)n;
     return NULL;
 #else
-    if (!PyDict_CheckExact(d) || !plain((PyDictObject *)d, n)) {
-        return NULL;
-    }
-    return copy_with_values(d, n, NULL, 0);
+    return plain_dict(d, n) ? copy_with_values(d, n, NULL, 0) : NULL;
 #endif
 }
