@@ -30,6 +30,7 @@ use pyo3_ffi::{PyObject, Py_hash_t, Py_ssize_t};
 
 use crate::runtime::pyutil;
 use crate::runtime::xi::intern::{self, compact_int, str_parts, Interned, Kind, Tally};
+use crate::runtime::xi::template;
 use subinterp_rs::ffi_ext;
 use subinterp_rs::owned::Owned;
 
@@ -1345,20 +1346,16 @@ impl<'a> Decoder<'a> {
                 items.0.push(key);
                 items.0.push(self.item()?.into_ptr());
             }
-            let d = match (&guide, interned) {
-                (Some(guide), _) => {
-                    Interned::template_used(&mut self.tallies[4]);
-                    guide.copy(&items.0)?
+            let d = if let Some(guide) = &guide {
+                Interned::template_used(&mut self.tallies[4]);
+                guide.copy(&items.0)?
+            } else {
+                let d = template::item_by_item(&items.0)?;
+                // A template holds its keys: only short ones, as interned strings are.
+                if let Some(interned) = interned.filter(|_| short) {
+                    interned.add_template(&d, n, first_hash, &mut self.tallies[4])?;
                 }
-                (None, None) => Owned::from_owned(ffi_ext::dict_from_items(&items.0))?,
-                (None, Some(interned)) => {
-                    let d = Owned::from_owned(ffi_ext::dict_from_items(&items.0))?;
-                    // A template holds its keys: only short ones, as interned strings are.
-                    if short {
-                        interned.add_template(&d, n, first_hash, &mut self.tallies[4])?;
-                    }
-                    d
-                }
+                d
             };
             self.fill(slot, d.as_ptr());
             Some(d)
